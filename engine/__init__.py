@@ -1,0 +1,1 @@
+"""The conditional single-image GAN: label decoding, networks, losses, training, synthesis."""
