@@ -1,0 +1,162 @@
+"""Quality measures for a result, computed from (I, P, P', I') alone.
+
+- patch distance: mean distance of the output's patches to their nearest source patch
+  of the same class (lower: the output is made of the source's own textures);
+- semantic alignment: pixel accuracy and mIoU of P' against a segmentation of the
+  output by a small per-pixel classifier fit on (I, P) only (not the engine's S, so the
+  engine cannot grade itself);
+- PSNR outside the edited region (the untouched photo must stay untouched);
+- reconstruction PSNR, when P' == P.
+Patch distance and alignment are measured over the whole image and over the edited
+region alone (where P' != P), at an analysis size of at most 256 px.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import LabelError
+from .imageio import resize_rgb
+from .labels import resize_labels
+from .source import Source, rgb, working_shape
+
+ANALYSIS_SIZE = 256
+PATCH = 5
+MAX_QUERIES = 4096
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float | None:
+    if mask is not None:
+        if not mask.any():
+            return None
+        a, b = a[mask], b[mask]
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def _patches(image: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    p = PATCH // 2
+    return F.unfold(F.pad(t, (p, p, p, p), mode="reflect"), PATCH)[0].t()  # (H*W, 3*P*P)
+
+
+def patch_distance(source: np.ndarray, src_index: np.ndarray, output: np.ndarray, tgt_index: np.ndarray, region: np.ndarray) -> float | None:
+    """Mean RMS distance (0..1 scale) of output patches in `region` to the nearest same-class source patch."""
+    where = np.flatnonzero(region.reshape(-1))
+    if len(where) == 0:
+        return None
+    if len(where) > MAX_QUERIES:  # a fixed subsample keeps the measure repeatable
+        where = where[np.random.default_rng(0).choice(len(where), MAX_QUERIES, replace=False)]
+    q, s = _patches(output)[where], _patches(source)
+    q_cls, s_cls = torch.from_numpy(tgt_index.reshape(-1)[where]), torch.from_numpy(src_index.reshape(-1))
+    s_sq, dists = (s * s).sum(1), []
+    for start in range(0, len(q), 256):
+        qc = q[start : start + 256]
+        d = (qc * qc).sum(1, keepdim=True) + s_sq[None] - 2 * qc @ s.t()
+        d = d.masked_fill(q_cls[start : start + 256, None] != s_cls[None], math.inf)
+        dists.append(d.min(1).values)
+    d = torch.cat(dists)
+    d = d[torch.isfinite(d)].clamp_min(0)
+    return float(torch.sqrt(d / q.shape[1]).mean()) if len(d) else None
+
+
+def _pixel_features(image: np.ndarray) -> torch.Tensor:
+    """Per-pixel colour and texture features: colour at three blur scales, local contrast, gradients."""
+    t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    feats = [t]
+    for k in (5, 11):
+        blur = F.avg_pool2d(F.pad(t, (k // 2,) * 4, mode="reflect"), k, 1)
+        sq = F.avg_pool2d(F.pad(t * t, (k // 2,) * 4, mode="reflect"), k, 1)
+        feats += [blur, (sq - blur * blur).clamp_min(0).sqrt()]
+    lum = t.mean(1, keepdim=True)
+    gx, gy = lum[..., :, 1:] - lum[..., :, :-1], lum[..., 1:, :] - lum[..., :-1, :]
+    feats.append(F.pad(gx.abs(), (0, 1, 0, 0)))
+    feats.append(F.pad(gy.abs(), (0, 0, 0, 1)))
+    f = torch.cat(feats, 1)[0]
+    return f.reshape(f.shape[0], -1).t()
+
+
+def fit_pixel_classifier(image: np.ndarray, index: np.ndarray, num_classes: int, steps: int = 300, seed: int = 0) -> torch.nn.Module:
+    """A small MLP on per-pixel features, fit on (I, P); deterministic for a seed."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = _pixel_features(image), torch.from_numpy(index.reshape(-1)).long()
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, num_classes))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xn = (x - mean) / std
+    for _ in range(steps):
+        batch = torch.randint(0, len(xn), (min(len(xn), 8192),), generator=g)
+        loss = F.cross_entropy(net(xn[batch]), y[batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.register_buffer("mean", mean)
+    net.register_buffer("std", std)
+    return net
+
+
+@torch.no_grad()
+def segment(classifier: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    x = (_pixel_features(image) - classifier.mean) / classifier.std
+    return classifier(x).argmax(1).reshape(image.shape[:2]).numpy()
+
+
+def alignment(pred: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict | None:
+    if not region.any():
+        return None
+    p, t = pred[region], truth[region]
+    ious = []
+    for c in np.unique(np.concatenate([p, t])):
+        inter, union = np.sum((p == c) & (t == c)), np.sum((p == c) | (t == c))
+        ious.append(inter / union)
+    return {"pixel_accuracy": round(float(np.mean(p == t)), 4), "miou": round(float(np.mean(ious)), 4)}
+
+
+def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: np.ndarray) -> dict:
+    """All measures for one result; every array at the source's full resolution."""
+    source = Source.prepare(image, labels, ANALYSIS_SIZE)
+    tgt_index = source.decode_target(target)
+    output = rgb(output)
+    if output.shape[:2] != source.image.shape[:2]:
+        h, w = source.image.shape[:2]
+        raise LabelError(f"the output is {output.shape[1]}x{output.shape[0]} but the image is {w}x{h}")
+    edited_full = source.index != tgt_index
+    size = working_shape(source.image.shape[1], source.image.shape[0], ANALYSIS_SIZE)
+    src_img, out_img = resize_rgb(source.image, size), resize_rgb(output, size)
+    src_idx, tgt_idx = resize_labels(source.index, size), resize_labels(tgt_index, size)
+    edited = src_idx != tgt_idx
+    everywhere = np.ones_like(edited)
+    classifier = fit_pixel_classifier(src_img, src_idx, source.palette.num_classes)
+    pred = segment(classifier, out_img)
+
+    def rounded(v: float | None) -> float | None:
+        return None if v is None else (v if math.isinf(v) else round(v, 4))
+
+    result = {
+        "edited_fraction": round(float(edited_full.mean()), 4),
+        "patch_distance": {
+            "all": rounded(patch_distance(src_img, src_idx, out_img, tgt_idx, everywhere)),
+            "edited": rounded(patch_distance(src_img, src_idx, out_img, tgt_idx, edited)),
+        },
+        "alignment": {"all": alignment(pred, tgt_idx, everywhere), "edited": alignment(pred, tgt_idx, edited)},
+        "psnr_outside": rounded(psnr(source.image, output, ~edited_full)),
+        "reconstruction_psnr": None if edited_full.any() else rounded(psnr(source.image, output)),
+    }
+    return result
+
+
+def mean_colour_baseline(image: np.ndarray, labels: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """A trivial result for comparison: the edited region filled with each class's mean source colour."""
+    source = Source.prepare(image, labels, ANALYSIS_SIZE)
+    tgt = source.decode_target(target)
+    out = source.image.copy()
+    for c in np.unique(tgt[source.index != tgt]):
+        region = (tgt == c) & (source.index != tgt)
+        out[region] = source.image[source.index == c].mean(0).round().astype(np.uint8)
+    return out

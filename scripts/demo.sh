@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on a bundled example: move the zebra (examples/zebra, target cond/1.png).
+# Trains the `preview` preset (a few minutes on a 2-core CPU), writes out/zebra.png.
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+semantic-analogy run examples/zebra/img.png examples/zebra/label.png examples/zebra/cond/1.png \
+    --out out/zebra.png --preset preview "$@"
+echo "result: $ROOT/out/zebra.png"

@@ -1,0 +1,15 @@
+# Sourced by the other scripts: create .venv with the project installed, if missing.
+# torch/torchvision are pinned to the builds this project is tested with; pip takes
+# them from a local wheel cache when the machine has one.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SEMANTIC_ANALOGY_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+if ! "$PY" -c "import semantic_analogy.engine.api, torch, pytest" >/dev/null 2>&1; then
+    echo "setting up $VENV (first run only; PyTorch is large, this takes a few minutes)..." >&2
+    python3 -m venv "$VENV"
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1
+    "$PY" -m pip install -q -e "$ROOT[test]"
+fi
+export PATH="$VENV/bin:$PATH"
