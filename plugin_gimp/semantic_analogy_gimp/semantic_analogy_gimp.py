@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""GIMP 3 plug-in "Filters > Semantic Analogy...": P -> P' :: I -> I'.
+
+Reads the photo and two label layers, sends them to the Semantic Analogy engine
+daemon over its ZeroMQ protocol, shows the training progress and inserts the
+result as a new layer. The logic that needs no GIMP lives in sa_gimp_logic.py;
+the protocol package is bundled beside this file as sa_protocol/ by
+plugin_gimp/install.py, and pyzmq/msgpack come from GIMP's Python or from the
+plug-in's vendor/ folder.
+"""
+
+import importlib
+import importlib.util
+import os
+import platform
+import sys
+import sysconfig
+import time
+import traceback
+from types import SimpleNamespace
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+# vendor/ holds wheels installed for GIMP's Python (install.py --vendor-deps).
+for _path in (os.path.join(HERE, "vendor"), HERE):
+    if os.path.isdir(_path) and _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import sa_gimp_logic as logic  # noqa: E402
+
+import gi  # noqa: E402
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
+
+# sRGB-encoded 8-bit RGBA whatever the image's precision ("RGBA u8" would be linear).
+PIXEL_FORMAT = "R'G'B'A u8"
+# Without any event for this long the plug-in pings the daemon; only a failed ping ends the wait.
+SILENCE_CHECK_S = 60.0
+ARGUMENT_NAMES = ("source", "preset", "size", "steps", "seed", "address")
+BASE_TYPE_NAMES = {
+    Gimp.ImageBaseType.RGB: "RGB",
+    Gimp.ImageBaseType.GRAY: "grayscale",
+    Gimp.ImageBaseType.INDEXED: "indexed",
+}
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+def load_protocol():
+    """(namespace of the protocol classes, None), or (None, message saying what is missing)."""
+    missing = logic.missing_modules(importlib.util.find_spec)
+    if missing:
+        return None, logic.missing_dependencies_message(
+            missing,
+            platform.python_version(),
+            sys.executable,
+            sysconfig.get_platform(),
+            flatpak=os.path.exists("/.flatpak-info"),
+        )
+    # sa_protocol: the copy install.py bundles; semantic_analogy.protocol: a developer's checkout.
+    for package in ("sa_protocol", "semantic_analogy.protocol"):
+        try:
+            client = importlib.import_module(package + ".client")
+            errors = importlib.import_module(package + ".errors")
+            images = importlib.import_module(package + ".images")
+        except ModuleNotFoundError as exc:
+            if exc.name and package.startswith(exc.name.split(".")[0]):
+                continue
+            raise
+        return (
+            SimpleNamespace(
+                Client=client.Client,
+                RGBAImage=images.RGBAImage,
+                ProtocolError=errors.ProtocolError,
+                DaemonUnavailable=errors.DaemonUnavailable,
+                VersionMismatch=errors.VersionMismatch,
+                JobFailed=errors.JobFailed,
+            ),
+            None,
+        )
+    return None, (
+        f"The plug-in's copy of the protocol package (sa_protocol) is missing in {HERE}. "
+        "Reinstall the plug-in with: python plugin_gimp/install.py, then restart GIMP."
+    )
+
+
+# --------------------------------------------------------------------------- layers and pixels
+
+
+def list_layers(image):
+    """[(LayerInfo, Gimp.Layer)] for the whole stack, top first, group children after their group."""
+    out = []
+
+    def walk(layers, groups):
+        for layer in layers:
+            is_group = layer.is_group()
+            out.append((logic.LayerInfo(layer.get_id(), layer.get_name(), is_group, groups), layer))
+            if is_group:
+                walk(layer.get_children(), groups + (layer.get_name(),))
+
+    walk(image.get_layers(), ())
+    return out
+
+
+def layer_rect(layer):
+    _, ox, oy = layer.get_offsets()  # image coordinates, also for layers inside groups
+    return logic.Rect(ox, oy, layer.get_width(), layer.get_height())
+
+
+def read_layer(layer):
+    """(Rect in image coordinates, RGBA bytes) of a layer's own pixels."""
+    rect = layer_rect(layer)
+    buffer = layer.get_buffer()  # local coordinates: (0, 0) is the layer's top-left corner
+    data = buffer.get(Gegl.Rectangle.new(0, 0, rect.w, rect.h), 1.0, PIXEL_FORMAT, Gegl.AbyssPolicy.NONE)
+    return rect, bytes(data)
+
+
+def read_visible(image, hidden_layers):
+    """RGBA bytes of the visible image with `hidden_layers` hidden, without touching the image."""
+    copy = image.duplicate()
+    try:
+        copy.undo_disable()
+        for layer in hidden_layers:
+            twin = copy.get_layer_by_tattoo(layer.get_tattoo())
+            if twin is not None:
+                twin.set_visible(False)
+        try:
+            merged = copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+        except GLib.Error:
+            merged = None
+        if merged is None:
+            raise logic.PluginError(
+                "Nothing is visible apart from the label layers. Show the photo layer, "
+                "or choose Source: Selected layer, then run the filter again."
+            )
+        rect, data = read_layer(merged)
+        return logic.crop_rgba(data, rect, logic.Rect(0, 0, image.get_width(), image.get_height()))
+    finally:
+        copy.delete()
+
+
+def resolve_label_layer(config, name, image, by_key, default_key):
+    """The layer chosen for argument `name`, else the default by name; it must belong to `image`."""
+    layer = config.get_property(name)
+    if layer is None or not layer.is_valid():
+        return by_key[default_key][1] if default_key is not None else None
+    if layer.get_image().get_id() != image.get_id():
+        raise logic.PluginError(
+            f"The layer \"{layer.get_name()}\" chosen as {name.replace('-', ' ')} belongs to another image. "
+            "Choose a layer of this image."
+        )
+    return layer
+
+
+def set_default_label_layers(image, config):
+    """Pre-select the label layers by name in the dialog (last run's choice if it is of this image)."""
+    stack = list_layers(image)
+    by_key = {info.key: layer for info, layer in stack}
+    defaults = logic.default_label_layers([info for info, _ in stack])
+    for name, key in zip(("source-labels", "target-labels"), defaults):
+        current = config.get_property(name)
+        if current is not None and current.is_valid() and current.get_image().get_id() == image.get_id():
+            continue
+        config.set_property(name, by_key[key] if key is not None else None)
+
+
+# --------------------------------------------------------------------------- talking to the daemon
+
+
+def show_progress(kind, data):
+    fraction, text = logic.progress_update(kind, data)
+    if text:
+        Gimp.progress_set_text(text)
+    if fraction is not None:
+        Gimp.progress_update(fraction)
+
+
+def wait_for_result(proto, client, job_id, address):
+    """Poll the job (which keeps its heartbeat going) until its result; PluginError on failure.
+
+    If the user cancels GIMP's progress, GIMP kills this process; the daemon then
+    stops the job by itself once the heartbeats stop (cancel_if_silent).
+    """
+    last_news = time.monotonic()
+    while True:
+        try:
+            events = client.poll(job_id, timeout=0.5)
+        except proto.DaemonUnavailable:
+            raise logic.PluginError(logic.daemon_lost_message(address, time.monotonic() - last_news))
+        now = time.monotonic()
+        if not events:
+            if now - last_news > SILENCE_CHECK_S:
+                try:
+                    client.ping()  # busy but alive: keep waiting
+                except proto.ProtocolError:
+                    raise logic.PluginError(logic.daemon_lost_message(address, now - last_news))
+                last_news = now
+            continue
+        last_news = now
+        for event in events:
+            show_progress(event.kind, event.data)
+            if event.kind == "result":
+                return list(event.images) or client.result(job_id)
+            if event.kind == "error":
+                raise logic.PluginError(
+                    logic.job_failed_message(str(event.data.get("code", "")), str(event.data.get("message", "")))
+                )
+            if event.kind == "cancelled":
+                raise logic.PluginError(
+                    logic.job_failed_message("cancelled", str(event.data.get("message", "")) or "stopped on the engine")
+                )
+
+
+def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
+    """Send one job and return the result's RGBA bytes (region-sized)."""
+    settings = logic.build_settings(args)
+    client = proto.Client(address=args.address, timeout=logic.CONNECT_TIMEOUT_S)
+    try:
+        Gimp.progress_set_text(f"Semantic Analogy: connecting to {args.address}")
+        try:
+            client.connect()
+        except proto.VersionMismatch as exc:
+            raise logic.PluginError(logic.version_mismatch_message(str(exc)))
+        except proto.DaemonUnavailable:
+            raise logic.PluginError(logic.daemon_unavailable_message(args.address))
+        make = lambda data: proto.RGBAImage(width=region.w, height=region.h, data=data)  # noqa: E731
+        try:
+            job_id = client.submit(
+                make(image_px),
+                make(labels_px),
+                [make(target_px)],
+                settings,
+                target_names=[target_name],
+                cancel_if_silent=logic.CANCEL_IF_SILENT_S,
+            )
+            images = wait_for_result(proto, client, job_id, args.address)
+        except proto.JobFailed as exc:
+            raise logic.PluginError(logic.job_failed_message(getattr(exc, "code", ""), getattr(exc, "message", str(exc))))
+        except proto.DaemonUnavailable:
+            raise logic.PluginError(logic.daemon_unavailable_message(args.address))
+    finally:
+        client.close()
+    if not images:
+        raise logic.PluginError(logic.job_failed_message("", "the engine sent no result image"))
+    result = images[0]
+    if (result.width, result.height) != (region.w, region.h):
+        raise logic.PluginError(logic.result_size_message((result.width, result.height), (region.w, region.h)))
+    return result.data
+
+
+# --------------------------------------------------------------------------- the procedure
+
+
+def make_analogy(image, drawables, config):
+    """Everything after the dialog; returns the new layer or raises PluginError."""
+    proto, problem = load_protocol()
+    if problem:
+        raise logic.PluginError(problem)
+    args = logic.parse_job_args({name: config.get_property(name) for name in ARGUMENT_NAMES})
+    logic.check_base_type(BASE_TYPE_NAMES.get(image.get_base_type(), str(image.get_base_type())))
+
+    stack = list_layers(image)
+    infos = [info for info, _ in stack]
+    by_key = {info.key: (info, layer) for info, layer in stack}
+    default_source, default_target = logic.default_label_layers(infos)
+    source_labels = resolve_label_layer(config, "source-labels", image, by_key, default_source)
+    target_labels = resolve_label_layer(config, "target-labels", image, by_key, default_target)
+    info_of = lambda layer: by_key[layer.get_id()][0] if layer is not None else None  # noqa: E731
+    logic.check_label_layers(info_of(source_labels), info_of(target_labels))
+    label_keys = (source_labels.get_id(), target_labels.get_id())
+
+    Gimp.progress_init("Semantic Analogy: reading the layers")
+    if args.source == logic.SOURCE_VISIBLE:
+        region = logic.Rect(0, 0, image.get_width(), image.get_height())
+        source_name = "the visible image"
+        image_px = read_visible(image, (source_labels, target_labels))
+    else:
+        selected = [d.get_id() for d in drawables if isinstance(d, Gimp.Layer)]
+        source_info, source_layer = by_key[logic.choose_source_layer(selected, label_keys, infos)]
+        source_name = source_info.display_name
+        region, image_px = read_layer(source_layer)
+
+    label_px = []
+    for layer in (source_labels, target_labels):
+        rect, data = read_layer(layer)
+        name = info_of(layer).display_name
+        logic.check_covers(name, rect, source_name, region)
+        data = logic.crop_rgba(data, rect, region)
+        logic.check_labels_painted(name, data)
+        label_px.append(data)
+    target_name = target_labels.get_name()
+
+    result_px = run_job(proto, args, image_px, label_px[0], label_px[1], target_name, region)
+
+    # Minutes may have passed: the user may have closed or changed the image.
+    if not image.is_valid():
+        raise logic.PluginError(logic.image_closed_message())
+    width, height = image.get_width(), image.get_height()
+    canvas = logic.place_on_canvas(result_px, region, width, height)
+    image.undo_group_start()
+    try:
+        layer = Gimp.Layer.new(
+            image, logic.result_layer_name(target_name), width, height,
+            Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL,
+        )
+        image.insert_layer(layer, None, 0)
+        buffer = layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, width, height), PIXEL_FORMAT, canvas)
+        buffer.flush()
+        layer.update(0, 0, width, height)
+    finally:
+        image.undo_group_end()
+    Gimp.displays_flush()
+    return layer
+
+
+def show_dialog(procedure, image, config):
+    GimpUi.init(logic.PROC_NAME)
+    set_default_label_layers(image, config)
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Semantic Analogy")
+    dialog.get_label("layers-title", "Layers", False, False)
+    dialog.fill_box("layers-box", ["source-labels", "target-labels", "source"])
+    dialog.fill_frame("layers-frame", "layers-title", False, "layers-box")
+    dialog.get_label("engine-title", "Engine", False, False)
+    dialog.fill_box("engine-box", ["preset", "size", "steps", "seed", "address"])
+    dialog.fill_frame("engine-frame", "engine-title", False, "engine-box")
+    dialog.fill(["layers-frame", "engine-frame"])
+    try:
+        return dialog.run()
+    finally:
+        dialog.destroy()
+
+
+def error_values(procedure, message):
+    sys.stderr.write(f"{logic.PROC_NAME}: {message}\n")
+    error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
+
+
+def run(procedure, run_mode, image, drawables, config, data):
+    Gegl.init(None)
+    try:
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            _, problem = load_protocol()  # say what is missing before the user fills the dialog
+            if problem:
+                return error_values(procedure, problem)
+            if not show_dialog(procedure, image, config):
+                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        layer = make_analogy(image, drawables, config)
+    except logic.PluginError as exc:
+        return error_values(procedure, str(exc))
+    except Exception as exc:  # a bug: keep the traceback for the console, tell the user in GIMP
+        traceback.print_exc()
+        return error_values(procedure, logic.unexpected_error_message(exc))
+    finally:
+        Gimp.progress_end()
+    values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+    values.remove(1)
+    values.insert(1, GObject.Value(Gimp.Layer, layer))
+    return values
+
+
+def _choice(entries):
+    choice = Gimp.Choice.new()
+    for index, (nick, label, help_text) in enumerate(entries):
+        choice.add(nick, index, label, help_text)
+    return choice
+
+
+class SemanticAnalogy(Gimp.PlugIn):
+    def do_set_i18n(self, name):
+        return False  # no translations yet; False also silences GIMP's locale warnings
+
+    def do_query_procedures(self):
+        return [logic.PROC_NAME]
+
+    def do_create_procedure(self, name):
+        rw = GObject.ParamFlags.READWRITE
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_image_types("RGB*")
+        procedure.set_sensitivity_mask(
+            Gimp.ProcedureSensitivityMask.DRAWABLE
+            | Gimp.ProcedureSensitivityMask.DRAWABLES
+            | Gimp.ProcedureSensitivityMask.NO_DRAWABLES
+        )
+        blurb = "Re-arrange the photo to an edited label layout (P -> P' :: I -> I')"
+        _, problem = load_protocol()
+        if problem:
+            # Registration still succeeds so the menu entry exists and can say what is missing.
+            sys.stderr.write(f"{logic.PROC_NAME}: {problem}\n")
+            blurb += " [not ready: " + problem + "]"
+        procedure.set_documentation(
+            blurb,
+            "Paint flat-colour labels over the photo on one layer (P), duplicate it and edit the copy (P'). "
+            "The engine daemon (semantic-analogy serve) trains a conditional single-image GAN on the photo "
+            "and its labels, and the result I' arrives as a new layer named after the target label layer. "
+            "Running again with an edited target reuses the trained model. Non-interactive callers pass "
+            "the same arguments; a label layer left empty is chosen by its name (\"labels\", \"target labels\").",
+            name,
+        )
+        procedure.set_menu_label(logic.MENU_LABEL)
+        procedure.set_attribution("Semantic Analogy authors", "MIT", "2025")
+        procedure.add_menu_path(logic.MENU_PATH)
+
+        procedure.add_layer_argument(
+            "source-labels", "_Source labels", "Label layer painted over the photo (P)", True, rw
+        )
+        procedure.add_layer_argument(
+            "target-labels", "_Target labels", "Edited copy of the label layer (P')", True, rw
+        )
+        procedure.add_choice_argument(
+            "source", "Sou_rce", "Where the photo comes from", _choice(logic.SOURCES), logic.SOURCE_SELECTED, rw
+        )
+        procedure.add_choice_argument(
+            "preset", "_Quality", "Engine quality preset", _choice(logic.PRESETS), logic.DEFAULT_PRESET, rw
+        )
+        procedure.add_int_argument(
+            "size", "Working si_ze", "Longest side in pixels the engine trains at (0: the preset's)",
+            0, logic.MAX_SIZE, 0, rw,
+        )
+        procedure.add_int_argument(
+            "steps", "Training ste_ps", "Training iterations (0: the preset's)", 0, logic.MAX_STEPS, 0, rw
+        )
+        procedure.add_int_argument("seed", "S_eed", "Random seed of the training", 0, 2**31 - 1, 0, rw)
+        procedure.add_string_argument(
+            "address", "Engine _address", "ZeroMQ address of the engine daemon", logic.DEFAULT_ADDRESS, rw
+        )
+        procedure.add_layer_return_value("result-layer", "Result layer", "The new layer with the result", True, rw)
+        return procedure
+
+
+if __name__ == "__main__":
+    Gimp.main(SemanticAnalogy.__gtype__, sys.argv)

@@ -1,0 +1,268 @@
+"""Pure logic of the GIMP plug-in (plugin_gimp/semantic_analogy_gimp/sa_gimp_logic.py): no GIMP needed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugin_gimp" / "semantic_analogy_gimp"
+
+
+@pytest.fixture(scope="module")
+def logic():
+    spec = importlib.util.spec_from_file_location("sa_gimp_logic", PLUGIN_DIR / "sa_gimp_logic.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sa_gimp_logic"] = module  # dataclasses look the module up by name
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("sa_gimp_logic", None)
+
+
+def rgba(w: int, h: int, fn) -> bytes:
+    """RGBA bytes whose pixel (x, y) is fn(x, y)."""
+    return b"".join(bytes(fn(x, y)) for y in range(h) for x in range(w))
+
+
+def pixel(data: bytes, w: int, x: int, y: int) -> tuple:
+    i = (y * w + x) * 4
+    return tuple(data[i : i + 4])
+
+
+# ----------------------------------------------------------------------------- layer choice
+
+
+def test_label_layers_found_by_name_including_groups(logic):
+    L = logic.LayerInfo
+    layers = [
+        L(1, "Result (analogy)"),
+        L(2, "painting", is_group=True),
+        L(3, "Target Labels", groups=("painting",)),
+        L(4, "labels", groups=("painting",)),
+        L(5, "Background"),
+    ]
+    assert logic.default_label_layers(layers) == (4, 3)
+
+
+def test_label_layer_names_from_files_and_duplicates(logic):
+    L = logic.LayerInfo
+    # File > Open as Layers names a layer after its file; Duplicate Layer appends " copy".
+    assert logic.default_label_layers([L(1, "label.png #1"), L(2, "img.png")]) == (1, None)
+    assert logic.default_label_layers([L(1, "labels copy"), L(2, "labels"), L(3, "photo")]) == (2, 1)
+    assert logic.default_label_layers([L(1, "my_target-labels"), L(2, "label_map.png")]) == (2, 1)
+
+
+def test_exact_names_beat_partial_names_and_groups_are_skipped(logic):
+    L = logic.LayerInfo
+    layers = [
+        L(1, "old labels sketch"),  # partial match, above the exact one
+        L(2, "labels", is_group=True),  # a group is never a label layer
+        L(3, "labels", groups=("labels",)),
+        L(4, "target"),
+    ]
+    assert logic.default_label_layers(layers) == (3, 4)
+    assert logic.default_label_layers([L(1, "Background"), L(2, "sky")]) == (None, None)
+
+
+def test_source_is_selected_layer_or_lowest_non_label_layer(logic):
+    L = logic.LayerInfo
+    layers = [L(1, "target labels"), L(2, "labels"), L(9, "grp", is_group=True), L(3, "photo"), L(4, "paper")]
+    assert logic.choose_source_layer([3], [1, 2], layers) == 3
+    # A label layer is selected (what painters usually have): take the lowest other layer.
+    assert logic.choose_source_layer([1], [1, 2], layers) == 4
+    assert logic.choose_source_layer([], [1, 2], layers) == 4
+    with pytest.raises(logic.PluginError, match="Select only the photo layer"):
+        logic.choose_source_layer([3, 4], [1, 2], layers)
+    with pytest.raises(logic.PluginError, match="no photo layer"):
+        logic.choose_source_layer([1], [1, 2], layers[:3])
+
+
+def test_label_layers_must_be_chosen_and_distinct(logic):
+    L = logic.LayerInfo
+    with pytest.raises(logic.PluginError, match="source label layer"):
+        logic.check_label_layers(None, L(1, "t"))
+    with pytest.raises(logic.PluginError, match="target label layer"):
+        logic.check_label_layers(L(1, "s"), None)
+    with pytest.raises(logic.PluginError, match="same layer .*grp / labels"):
+        logic.check_label_layers(L(1, "labels", groups=("grp",)), L(1, "labels", groups=("grp",)))
+    logic.check_label_layers(L(1, "labels"), L(2, "target labels"))
+
+
+def test_only_rgb_images(logic):
+    logic.check_base_type("RGB")
+    with pytest.raises(logic.PluginError, match=r"grayscale.*Image > Mode > RGB"):
+        logic.check_base_type("grayscale")
+
+
+# ----------------------------------------------------------------------------- pixels
+
+
+def test_crop_respects_layer_offsets(logic):
+    # A 4x3 layer at (2, 1) in image coordinates; the region is the 5x4 image corner.
+    layer = logic.Rect(2, 1, 4, 3)
+    data = rgba(4, 3, lambda x, y: (x, y, 7, 255))
+    region = logic.Rect(0, 0, 5, 4)
+    out = logic.crop_rgba(data, layer, region)
+    assert len(out) == 5 * 4 * 4
+    assert pixel(out, 5, 2, 1) == (0, 0, 7, 255)  # the layer's own (0, 0)
+    assert pixel(out, 5, 4, 3) == (2, 2, 7, 255)
+    assert pixel(out, 5, 1, 1) == (0, 0, 0, 0)  # left of the layer: transparent
+    assert pixel(out, 5, 3, 0) == (0, 0, 0, 0)  # above it
+
+
+def test_crop_from_larger_layer_and_negative_offsets(logic):
+    layer = logic.Rect(-3, -2, 10, 8)
+    data = rgba(10, 8, lambda x, y: (x, y, 0, 255))
+    out = logic.crop_rgba(data, layer, logic.Rect(1, 1, 3, 2))
+    assert [pixel(out, 3, x, y)[:2] for y in range(2) for x in range(3)] == [
+        (4, 3), (5, 3), (6, 3), (4, 4), (5, 4), (6, 4)
+    ]
+    # Disjoint: all transparent, right size.
+    assert logic.crop_rgba(data, layer, logic.Rect(50, 50, 2, 2)) == bytes(16)
+    with pytest.raises(ValueError, match="expected 10x8x4"):
+        logic.crop_rgba(data[:-4], layer, logic.Rect(0, 0, 1, 1))
+
+
+def test_result_placed_on_image_sized_canvas(logic):
+    result = rgba(2, 2, lambda x, y: (200, x, y, 255))
+    canvas = logic.place_on_canvas(result, logic.Rect(3, 1, 2, 2), 6, 4)
+    assert len(canvas) == 6 * 4 * 4
+    assert pixel(canvas, 6, 3, 1) == (200, 0, 0, 255)
+    assert pixel(canvas, 6, 4, 2) == (200, 1, 1, 255)
+    assert pixel(canvas, 6, 0, 0) == (0, 0, 0, 0)
+    # Image cropped meanwhile: the part outside is dropped, not an error.
+    small = logic.place_on_canvas(result, logic.Rect(3, 1, 2, 2), 4, 2)
+    assert pixel(small, 4, 3, 1) == (200, 0, 0, 255) and len(small) == 4 * 2 * 4
+
+
+def test_label_layer_must_cover_source(logic):
+    region = logic.Rect(0, 0, 100, 80)
+    logic.check_covers("labels", logic.Rect(-5, 0, 120, 80), "photo", region)
+    with pytest.raises(logic.PluginError, match=r'"labels" \(50x80 at \(0, 0\)\).*"photo" \(100x80 at \(0, 0\)\)'):
+        logic.check_covers("labels", logic.Rect(0, 0, 50, 80), "photo", region)
+    with pytest.raises(logic.PluginError, match="Layer to Image Size"):
+        logic.check_covers("labels", logic.Rect(1, 0, 100, 80), "photo", region)
+
+
+def test_empty_label_layer_is_refused(logic):
+    logic.check_labels_painted("labels", bytes(15) + b"\x01")
+    with pytest.raises(logic.PluginError, match="empty"):
+        logic.check_labels_painted("labels", bytes(32))
+    assert logic.opaque_fraction(bytes([0, 0, 0, 255, 0, 0, 0, 0])) == 0.5
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def test_arguments_validated_and_turned_into_settings(logic):
+    args = logic.parse_job_args(
+        {"source": "visible-image", "preset": "tiny", "size": 0, "steps": 5, "seed": 3, "address": "localhost:6000"}
+    )
+    assert args.address == "tcp://localhost:6000"
+    assert logic.build_settings(args) == {"preset": "tiny", "seed": 3, "steps": 5}
+    args = logic.parse_job_args({"preset": "standard", "size": 384, "steps": 0, "seed": 0, "address": ""})
+    assert args.source == "selected-layer" and args.address == logic.DEFAULT_ADDRESS
+    assert logic.build_settings(args) == {"preset": "standard", "seed": 0, "size": 384}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"preset": "ultra"}, "Unknown quality preset \"ultra\""),
+        ({"source": "clipboard"}, "Unknown source"),
+        ({"size": 16}, "between 32 and"),
+        ({"steps": -1}, "number of steps"),
+        ({"seed": -2}, "seed must be 0 or more"),
+        ({"size": 2.5}, "whole number"),
+        ({"address": "http://x:1"}, "not valid"),
+        ({"address": "tcp://host:70000"}, "port 70000"),
+    ],
+)
+def test_bad_arguments_say_what_to_fix(logic, values, message):
+    base = {"source": "selected-layer", "preset": "tiny", "size": 0, "steps": 0, "seed": 0, "address": ""}
+    with pytest.raises(logic.PluginError, match=message):
+        logic.parse_job_args({**base, **values})
+
+
+def test_addresses(logic):
+    assert logic.normalize_address("5556") == "tcp://127.0.0.1:5556"
+    assert logic.normalize_address(" tcp://gpu-box ") == f"tcp://gpu-box:{logic.DEFAULT_PORT}"
+    assert logic.normalize_address("[::1]:7000") == "tcp://[::1]:7000"
+    assert logic.normalize_address("ipc:///tmp/sa.sock") == "ipc:///tmp/sa.sock"
+
+
+def test_result_layer_is_named_after_target(logic):
+    assert logic.result_layer_name("target labels") == "target labels (analogy)"
+    assert logic.result_layer_name("  ") == "target (analogy)"
+
+
+# ----------------------------------------------------------------------------- progress and messages
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(None, "estimating time left"), (0.2, "almost done"), (7.4, "~7 s left"), (42, "~40 s left"),
+     (58, "~1 min left"), (70, "~1 min left"), (150, "~2 min left"), (3600, "~1 h left"), (4850, "~1 h 21 min left")],
+)
+def test_eta(logic, seconds, text):
+    assert logic.format_eta(seconds) == text
+
+
+def test_progress_text_from_events(logic):
+    fraction, text = logic.progress_update(
+        "progress", {"stage": "train", "step": 120, "total": 400, "eta_s": 65.0, "elapsed_s": 30.0, "losses": {}}
+    )
+    assert fraction == pytest.approx(0.3)
+    assert text == "Semantic Analogy: training 120/400, ~1 min left"
+    assert logic.progress_update("queued", {"position": 2}) == (
+        0.0, "Semantic Analogy: waiting, 2 jobs ahead on the engine"
+    )
+    assert logic.progress_update("queued", {"position": 0})[1] == "Semantic Analogy: starting"
+    assert logic.progress_update("progress", {"stage": "apply", "step": 1, "total": 1})[1].endswith("making the result")
+    assert logic.progress_update("preview", {}) == (None, None)
+    # Malformed data from a newer daemon must not break the plug-in.
+    assert logic.progress_update("progress", {"stage": "train", "step": "x", "total": None}) == (
+        None, "Semantic Analogy: training"
+    )
+
+
+def test_error_messages_say_what_to_do(logic):
+    assert "semantic-analogy serve" in logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
+    assert "tcp://127.0.0.1:5555" in logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
+    msg = logic.job_failed_message("bad_labels", "target colour (1, 2, 3) matches no source class")
+    assert msg.startswith("The engine could not make the analogy: target colour") and "[bad_labels]" in msg
+    assert "cancelled" in logic.job_failed_message("cancelled", "client went silent")
+    assert "about a second" in logic.image_closed_message()
+    assert "install.py" in logic.version_mismatch_message("plug-in 1, engine 2")
+    assert "ValueError: boom" in logic.unexpected_error_message(ValueError("boom"))
+
+
+# ----------------------------------------------------------------------------- dependencies
+
+
+def test_missing_modules_are_named(logic):
+    present = {"msgpack"}
+    assert logic.missing_modules(lambda m: object() if m in present else None) == ["pyzmq"]
+
+    def broken(module):
+        raise ValueError("bad spec")
+
+    assert logic.missing_modules(broken) == ["pyzmq", "msgpack"]
+    assert logic.missing_modules(lambda m: object()) == []
+
+
+def test_missing_dependencies_message_per_platform(logic):
+    linux = logic.missing_dependencies_message(["pyzmq"], "3.13.5", "/usr/bin/python3", "linux-x86_64")
+    assert "needs pyzmq" in linux and "3.13.5" in linux and "apt install python3-zmq python3-msgpack" in linux
+    assert "--platform manylinux2014_x86_64" in linux
+    win = logic.missing_dependencies_message(
+        ["pyzmq", "msgpack"], "3.12.4", r"C:\Program Files\GIMP 3\bin\python.exe", "win-amd64"
+    )
+    assert "pyzmq and msgpack" in win and "apt" not in win
+    assert "--vendor-deps --python-version 3.12 --platform win_amd64" in win
+    mac = logic.missing_dependencies_message(["msgpack"], "3.11.9", "/Applications/GIMP.app/python3", "macosx-11.0-arm64")
+    assert "--platform macosx_11_0_arm64" in mac
+    flatpak = logic.missing_dependencies_message(["pyzmq"], "3.12.1", "/usr/bin/python3", "linux-x86_64", flatpak=True)
+    assert "apt" not in flatpak and "--vendor-deps" in flatpak
