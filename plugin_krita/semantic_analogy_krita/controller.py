@@ -1,0 +1,306 @@
+"""The workflow behind the docker: connect, read layers, submit, follow progress, add
+the result layer. No widgets here, so the end-to-end test drives exactly this.
+
+Krita's window must never freeze on the network: the blocking calls (handshake,
+submit with its image upload) run on one worker thread, and everything else is a
+non-blocking Client.poll() from a QTimer on Krita's event loop. The client socket
+is used by one thread at a time only (the worker, or the timer while no worker
+runs), which is what ZeroMQ requires of a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Optional
+
+from . import krita_io
+from . import layers as L
+from .messages import Request, build_request, connection_text, describe_error, progress_view
+from .pixels import make_opaque
+from .qt_compat import QObject, QTimer, pyqtSignal, qimage_from_rgba
+from .settings import DocSettings, normalize_address
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+POLL_INTERVAL_MS = 100
+
+
+class Controller(QObject):
+    connectionChanged = pyqtSignal(bool, str)  # connected, text for the status line
+    busyChanged = pyqtSignal(bool)
+    progressChanged = pyqtSignal(int, str)  # percent (-1: unknown), caption
+    previewReady = pyqtSignal(object)  # QImage
+    resultAdded = pyqtSignal(str)  # name of the new layer
+    failed = pyqtSignal(str, str)  # short message, full text to copy
+    finished = pyqtSignal(bool)  # True when a job ended with a result
+
+    def __init__(self, protocol_modules, parent=None) -> None:
+        super().__init__(parent)
+        self._client_mod, self._images_mod, self._errors_mod = protocol_modules
+        self._client = None
+        self._address = ""
+        self._info: dict = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-analogy")
+        self._future: Optional[Future] = None
+        self._on_done: Optional[Callable] = None
+        self._job_id: Optional[str] = None
+        self._job: Optional[dict] = None  # what the result needs: doc, region, names, above
+        self._cancel_requested = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.timeout.connect(self._tick)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._future is not None or self._job_id is not None
+
+    def device(self) -> str:
+        return str(self._info.get("device", ""))
+
+    # ------------------------------------------------------------------ connection
+    def connect_to(self, address_text: str) -> None:
+        """(Re)connect in the background; connectionChanged reports the outcome."""
+        if self._future is not None:
+            return
+        try:
+            address = normalize_address(address_text)
+        except ValueError as e:
+            self._fail(e)
+            return
+        self._drop_client()
+        self._address = address
+        self.connectionChanged.emit(False, f"Connecting to {address}…")
+        self._start(self._connect_blocking, self._connected)
+
+    def _connect_blocking(self):
+        client = self._client_mod.Client(address=self._address, timeout=CONNECT_TIMEOUT_S)
+        try:
+            info = client.connect()
+        except BaseException:
+            client.close()
+            raise
+        return client, info
+
+    def _connected(self, value, error) -> None:
+        if error is not None:
+            short, details = self._describe(error)
+            self.connectionChanged.emit(False, "Not connected")
+            self.failed.emit(short, details)
+            return
+        self._client, self._info = value
+        log.info("connected to %s: %s", self._address, self._info)
+        self.connectionChanged.emit(True, connection_text(self._info))
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a dead socket must not stop a reconnect
+                log.exception("closing the old client")
+        self._client = None
+        self._info = {}
+
+    # ------------------------------------------------------------------ jobs
+    def run(self, doc, sel: L.Selection, settings: DocSettings, mode: str, address: str = "") -> bool:
+        """Read the layers and submit one job (connecting to `address` first when not
+        connected). False, with `failed` emitted, if it cannot start."""
+        if self.busy:
+            self.failed.emit("A job is already running; wait for it or press Cancel.", "")
+            return False
+        try:
+            if self._client is None:
+                self._address = normalize_address(address or self._address)
+            request, placement = self._read_request(doc, sel, settings, mode)
+        except Exception as e:  # shown in the docker, never as Krita's traceback dialog
+            self._fail(e)
+            return False
+        self._job = placement
+        self._cancel_requested = False
+        self.busyChanged.emit(True)
+        self.progressChanged.emit(-1, "Sending layers to the engine…" if self.connected
+                                  else f"Connecting to {self._address}…")
+        self._start(lambda: self._submit_blocking(request), self._submitted)
+        return True
+
+    def _read_request(self, doc, sel: L.Selection, settings: DocSettings, mode: str):
+        if doc is None:
+            raise L.SelectionError("Open or create a document first.")
+        infos, nodes = krita_io.walk(doc)
+        L.validate(infos, sel, need_target=(mode == "apply"))
+        source = nodes.get(sel.source_uid) if sel.source_uid != L.VISIBLE_IMAGE else None
+        labels = nodes[sel.labels_uid]
+        target = nodes.get(sel.target_uid) if sel.target_uid else None
+        region = krita_io.region_for(doc, source)
+        if source is None:
+            hide = [nodes[u] for u in L.hidden_for_visible_image(infos, sel)]
+            image = krita_io.read_visible(doc, region, hide)
+        else:
+            image = krita_io.read_node(source, region, f"The source layer “{source.name()}”")
+        label_data = krita_io.read_node(labels, region, f"The label layer “{labels.name()}”")
+        if target is not None:
+            targets, names = [krita_io.read_node(target, region, f"The target layer “{target.name()}”")], \
+                [target.name()]
+        else:  # Train with no target yet: reconstruct the photo from its own labels
+            targets, names = [label_data], [labels.name()]
+        request = build_request(region, image, label_data, targets, names,
+                                settings.train_settings(), mode, labels_name=f"The label layer “{labels.name()}”")
+        placement = {"doc": doc, "region": region, "names": names,
+                     "above_uid": source.uniqueId().toString() if source is not None else None}
+        return request, placement
+
+    def _submit_blocking(self, request: Request):
+        if self._client is None:
+            self._client, self._info = self._connect_blocking()
+        RGBAImage = self._images_mod.RGBAImage
+        to_img = lambda d: RGBAImage(d.width, d.height, d.rgba)  # noqa: E731
+        return self._client.submit(
+            to_img(request.image), to_img(request.labels), [to_img(t) for t in request.targets],
+            request.settings, target_names=list(request.target_names),
+        )
+
+    def _submitted(self, job_id, error) -> None:
+        if self._info:
+            self.connectionChanged.emit(self._client is not None, connection_text(self._info)
+                                        if self._client is not None else "Not connected")
+        if error is not None:
+            self._end_job()
+            self._fail(error)
+            return
+        self._job_id = job_id
+        log.info("submitted job %s", job_id)
+        self.progressChanged.emit(-1, "Queued…")
+        if self._cancel_requested:
+            self.cancel()
+
+    def cancel(self) -> None:
+        if self._future is not None:  # still uploading: cancel as soon as we have the id
+            self._cancel_requested = True
+            self.progressChanged.emit(-1, "Cancelling…")
+            return
+        if self._job_id is None or self._client is None:
+            return
+        try:
+            self._client.cancel(self._job_id)
+            self.progressChanged.emit(-1, "Cancelling…")
+        except Exception as e:
+            self._end_job()
+            self._fail(e)
+
+    # ------------------------------------------------------------------ event loop side
+    def _start(self, fn: Callable, on_done: Callable) -> None:
+        self._future = self._pool.submit(fn)
+        self._on_done = on_done
+        self._timer.start()
+
+    def _tick(self) -> None:
+        try:
+            if self._future is not None:
+                if not self._future.done():
+                    return
+                fut, done = self._future, self._on_done
+                self._future, self._on_done = None, None
+                err = fut.exception()
+                done(None if err else fut.result(), err)
+                return
+            if self._job_id is None:
+                self._timer.stop()
+                return
+            for ev in self._client.poll(self._job_id, timeout=0.0):
+                self._handle(ev)
+                if self._job_id is None:
+                    break
+        except Exception as e:  # a dead daemon or a bug: report in the docker, keep Krita running
+            self._end_job()
+            self._fail(e)
+
+    def _handle(self, ev) -> None:
+        view = progress_view(ev.kind, ev.data or {})
+        if ev.kind == "preview" and ev.images:
+            im = ev.images[0]
+            self.previewReady.emit(qimage_from_rgba(im.width, im.height, im.data))
+            return
+        if ev.kind in ("queued", "progress"):
+            self.progressChanged.emit(view.percent, view.text)
+            return
+        if ev.kind == "result":
+            job = self._job
+            self._end_job()
+            self.progressChanged.emit(100, "Adding the result layer…")
+            self._add_results(job, ev.images)
+            self.progressChanged.emit(100, "Done")
+            self.finished.emit(True)
+            return
+        if ev.kind in ("error", "cancelled"):
+            self._end_job()
+            code = (ev.data or {}).get("code", "CANCELLED" if ev.kind == "cancelled" else "ENGINE_ERROR")
+            message = (ev.data or {}).get("message", "")
+            err = self._errors_mod.JobFailed(code, message or ev.kind)
+            self.progressChanged.emit(0, view.text)
+            self._fail(err)
+
+    def _add_results(self, job: dict, images) -> None:
+        doc = job["doc"]
+        region = job["region"]
+        try:
+            infos, nodes = krita_io.walk(doc)
+        except Exception as e:  # RuntimeError from a deleted C++ document
+            raise L.SelectionError("The document was closed before the result arrived.") from e
+        above = nodes.get(job["above_uid"]) if job["above_uid"] else None
+        existing = [i.name for i in infos]
+        for name, im in zip(job["names"], images):
+            if (im.width, im.height) != (region.width, region.height):
+                raise L.SelectionError(
+                    f"The engine returned {im.width}×{im.height} pixels for a {region.width}×{region.height} area."
+                )
+            layer_name = L.result_name(name, existing)
+            existing.append(layer_name)
+            krita_io.add_result_layer(doc, above, layer_name, region, make_opaque(im.data))
+            log.info("added result layer %r", layer_name)
+            self.resultAdded.emit(layer_name)
+
+    def _end_job(self) -> None:
+        was_busy = self._job_id is not None or self._job is not None
+        self._job_id = None
+        self._job = None
+        if self._future is None:
+            self._timer.stop()
+        if was_busy:
+            self.busyChanged.emit(False)
+
+    # ------------------------------------------------------------------ errors
+    def _describe(self, error: BaseException) -> tuple[str, str]:
+        short, details = describe_error(error, self._address)
+        if short.startswith("Unexpected error"):
+            details += "\n\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        if type(error).__name__ == "DaemonUnavailable":
+            self._drop_client()
+            self.connectionChanged.emit(False, "Not connected")
+        return short, details
+
+    def _fail(self, error: BaseException) -> None:
+        short, details = self._describe(error)
+        log.warning("%s", details)
+        self.failed.emit(short, details)
+        self.finished.emit(False)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        if self._job_id is not None and self._client is not None:
+            try:
+                self._client.cancel(self._job_id)
+            except Exception:
+                pass
+        self._pool.shutdown(wait=False)
+        self._drop_client()

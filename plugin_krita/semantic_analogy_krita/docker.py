@@ -1,0 +1,452 @@
+"""The "Semantic Analogy" docker: engine connection, layer pickers, settings, Train /
+Apply / Cancel, progress, preview and errors in plain words."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Optional
+
+from krita import DockWidget, Krita  # type: ignore[import-not-found]
+
+from . import krita_io
+from . import layers as L
+from . import palette
+from .deps import MissingDependency, load_protocol
+from .qt_compat import (
+    ALIGN_CENTER, KEEP_ASPECT, SMOOTH, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox,
+    QGuiApplication, QHBoxLayout, QLabel, QLineEdit, QPixmap, QPlainTextEdit, QProgressBar, QPushButton,
+    QScrollArea, QSpinBox, QTimer, QToolButton, QVBoxLayout, QWidget,
+)
+from .settings import PRESETS, SettingsStore, document_key, user_data_dir
+
+log = logging.getLogger(__name__)
+
+DOCKER_ID = "semantic_analogy_docker"
+TITLE = "Semantic Analogy"
+PREVIEW_PX = 160
+LIVE_CHECK_MS = 1000
+
+
+class _LayerCombo(QComboBox):
+    """Refreshes its layer list right before it opens: Krita sends no signal when
+    layers are added or renamed."""
+
+    def __init__(self, refresh, parent=None) -> None:
+        super().__init__(parent)
+        self._refresh = refresh
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt naming)
+        self._refresh()
+        super().showPopup()
+
+
+class SemanticAnalogyDocker(DockWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle(TITLE)
+        self.setObjectName(DOCKER_ID)
+        self.store = SettingsStore.load(user_data_dir() / "settings.json")
+        self.controller = None
+        self._doc_key: Optional[str] = None
+        self._filling = False  # True while the combos are refilled, to ignore their signals
+        self._live_key: Optional[int] = None
+        self._trained_doc: Optional[str] = None  # document key the last successful job ran on
+        self._build_ui()
+        try:
+            from .controller import Controller
+
+            self.controller = Controller(load_protocol(), self)
+        except MissingDependency as e:
+            self._set_enabled(False)
+            self.show_error(str(e).splitlines()[0], str(e))
+            self.state.setText("Not available: a module is missing (see below)")
+        else:
+            c = self.controller
+            c.connectionChanged.connect(self._on_connection)
+            c.busyChanged.connect(self._on_busy)
+            c.progressChanged.connect(self._on_progress)
+            c.previewReady.connect(self._on_preview)
+            c.resultAdded.connect(self._on_result)
+            c.failed.connect(self.show_error)
+            c.finished.connect(self._on_finished)
+        self._live_timer = QTimer(self)
+        self._live_timer.setInterval(LIVE_CHECK_MS)
+        self._live_timer.timeout.connect(self._live_check)
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self) -> None:
+        body = QWidget(self)
+        root = QVBoxLayout(body)
+
+        engine = QGroupBox("Engine", body)
+        g = QGridLayout(engine)
+        self.address = QLineEdit(self.store.address, engine)
+        self.address.setToolTip("Where `semantic-analogy serve` listens, e.g. tcp://127.0.0.1:5555")
+        self.connect_btn = QPushButton("Connect", engine)
+        self.connect_btn.clicked.connect(self._connect)
+        self.state = QLabel("Not connected", engine)
+        self.state.setWordWrap(True)
+        g.addWidget(self.address, 0, 0)
+        g.addWidget(self.connect_btn, 0, 1)
+        g.addWidget(self.state, 1, 0, 1, 2)
+        root.addWidget(engine)
+
+        lay = QGroupBox("Layers", body)
+        f = QFormLayout(lay)
+        self.source = _LayerCombo(self.refresh_layers, lay)
+        self.labels = _LayerCombo(self.refresh_layers, lay)
+        self.target = _LayerCombo(self.refresh_layers, lay)
+        self.source.setToolTip("The photo: a layer, or the visible image without the label layers")
+        self.labels.setToolTip("Flat colours painted over the photo, one colour per region")
+        self.target.setToolTip("An edited copy of the labels: the layout you want")
+        for combo in (self.source, self.labels, self.target):
+            combo.currentIndexChanged.connect(self._remember)
+        f.addRow("Source image", self.source)
+        f.addRow("Label layer", self.labels)
+        f.addRow("Target labels", self.target)
+        helpers = QHBoxLayout()
+        self.new_labels_btn = QPushButton("New label layer", lay)
+        self.new_labels_btn.clicked.connect(self._new_label_layer)
+        self.dup_btn = QPushButton("Duplicate as target", lay)
+        self.dup_btn.clicked.connect(self._duplicate_as_target)
+        helpers.addWidget(self.new_labels_btn)
+        helpers.addWidget(self.dup_btn)
+        f.addRow(helpers)
+        swatches = QGridLayout()
+        swatches.setSpacing(2)
+        for i, (name, rgb) in enumerate(palette.LABEL_COLOURS):
+            b = QToolButton(lay)
+            b.setFixedSize(20, 20)
+            b.setStyleSheet(f"background-color: {palette.hex_colour(rgb)}; border: 1px solid #444;")
+            b.setToolTip(f"Class {i + 1}: {name} — paint with this colour")
+            b.clicked.connect(lambda _=False, c=rgb: krita_io.set_foreground(c))
+            swatches.addWidget(b, i // 8, i % 8)
+        f.addRow(swatches)
+        hint = QLabel(palette.ANTIALIAS_HINT, lay)
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: palette(mid); font-size: small;")
+        f.addRow(hint)
+        root.addWidget(lay)
+
+        opts = QGroupBox("Quality", body)
+        f2 = QFormLayout(opts)
+        self.preset = QComboBox(opts)
+        for name, text in PRESETS:
+            self.preset.addItem(text, name)
+        self.preset.currentIndexChanged.connect(self._remember)
+        self.size = QSpinBox(opts)
+        self.size.setRange(0, 4096)
+        self.size.setSingleStep(32)
+        self.size.setSpecialValueText("Auto (preset)")
+        self.size.setSuffix(" px")
+        self.size.setToolTip("Working size: the longest side the engine trains at")
+        self.size.valueChanged.connect(self._remember)
+        f2.addRow("Preset", self.preset)
+        f2.addRow("Working size", self.size)
+        root.addWidget(opts)
+
+        run = QHBoxLayout()
+        self.train_btn = QPushButton("Train", body)
+        self.train_btn.setToolTip("Train on the photo and its labels, then apply the target (if any)")
+        self.apply_btn = QPushButton("Apply", body)
+        self.apply_btn.setToolTip("Re-arrange the photo to the target labels (about a second once trained)")
+        self.cancel_btn = QPushButton("Cancel", body)
+        self.cancel_btn.setEnabled(False)
+        self.train_btn.clicked.connect(lambda: self.start("train"))
+        self.apply_btn.clicked.connect(lambda: self.start("apply"))
+        self.cancel_btn.clicked.connect(self._cancel)
+        for b in (self.train_btn, self.apply_btn, self.cancel_btn):
+            run.addWidget(b)
+        root.addLayout(run)
+        self.live = QCheckBox("Live: apply again when the target layer changes", body)
+        self.live.toggled.connect(self._on_live_toggled)
+        root.addWidget(self.live)
+
+        self.progress = QProgressBar(body)
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.progress_text = QLabel("", body)
+        self.progress_text.setWordWrap(True)
+        root.addWidget(self.progress)
+        root.addWidget(self.progress_text)
+        self.preview = QLabel(body)
+        self.preview.setAlignment(ALIGN_CENTER)
+        self.preview.setMinimumHeight(PREVIEW_PX // 2)
+        self.preview.setToolTip("Live preview while training")
+        root.addWidget(self.preview)
+
+        self.error = QLabel("", body)
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #d04040;")
+        self.details_btn = QPushButton("Details…", body)
+        self.details_btn.setCheckable(True)
+        self.details_btn.setVisible(False)
+        self.details = QPlainTextEdit(body)
+        self.details.setReadOnly(True)
+        self.details.setVisible(False)
+        self.details.setMaximumHeight(140)
+        self.copy_btn = QPushButton("Copy error text", body)
+        self.copy_btn.setVisible(False)
+        self.copy_btn.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.details.toPlainText()))
+        self.details_btn.toggled.connect(self.details.setVisible)
+        self.details_btn.toggled.connect(self.copy_btn.setVisible)
+        root.addWidget(self.error)
+        row = QHBoxLayout()
+        row.addWidget(self.details_btn)
+        row.addWidget(self.copy_btn)
+        root.addLayout(row)
+        root.addWidget(self.details)
+        root.addStretch(1)
+
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.connect_btn, self.train_btn, self.apply_btn, self.live):
+            w.setEnabled(on)
+
+    # ------------------------------------------------------------------ Krita hooks
+    def canvasChanged(self, canvas) -> None:  # noqa: N802 (Krita's name)
+        """Called when the active view changes: show that document's choices."""
+        self.refresh_layers()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self.controller is not None and not self.controller.connected and not self.controller.busy:
+            QTimer.singleShot(0, self._connect)  # first show: try the remembered address
+
+    # ------------------------------------------------------------------ documents and layers
+    def _doc(self):
+        return Krita.instance().activeDocument()
+
+    def refresh_layers(self) -> None:
+        """Fill the pickers for the active document and select its remembered layers."""
+        doc = self._doc()
+        self._filling = True
+        try:
+            for combo in (self.source, self.labels, self.target):
+                combo.clear()
+            if doc is None:
+                self._doc_key = None
+                return
+            self._doc_key = document_key(doc.fileName(), doc.name() or "untitled")
+            infos, _ = krita_io.walk(doc)
+            ds = self.store.for_document(self._doc_key)
+            sel = L.choose(infos, ds.source, ds.labels, ds.target)
+            self.source.addItem("Visible image (without label layers)", L.VISIBLE_IMAGE)
+            self.labels.addItem("— choose —", "")
+            self.target.addItem("— none (Train reconstructs the photo) —", "")
+            for info in reversed(infos):  # top of the stack first, as in the Layers docker
+                if not info.readable:
+                    continue
+                text = "  " * info.depth + info.name
+                for combo in (self.source, self.labels, self.target):
+                    combo.addItem(text, info.uid)
+            for combo, uid in ((self.source, sel.source_uid), (self.labels, sel.labels_uid),
+                               (self.target, sel.target_uid)):
+                i = combo.findData(uid)
+                combo.setCurrentIndex(max(i, 0))
+            i = self.preset.findData(ds.preset)
+            self.preset.setCurrentIndex(max(i, 0))
+            self.size.setValue(ds.size)
+            self.live.setChecked(ds.live)
+        finally:
+            self._filling = False
+
+    def selection(self) -> L.Selection:
+        return L.Selection(self.source.currentData() or "", self.labels.currentData() or "",
+                           self.target.currentData() or "")
+
+    def _ref(self, combo) -> Optional[L.LayerRef]:
+        uid = combo.currentData()
+        if uid is None:
+            return None
+        name = combo.currentText().strip()
+        return L.LayerRef(uid, name)
+
+    def _remember(self, *_args) -> None:
+        if self._filling or self._doc_key is None:
+            return
+        src = self._ref(self.source)
+        self.store.update_document(
+            self._doc_key,
+            source=src,
+            labels=self._ref(self.labels) if self.labels.currentData() else None,
+            target=self._ref(self.target) if self.target.currentData() else None,
+            preset=self.preset.currentData() or "preview",
+            size=int(self.size.value()),
+            live=self.live.isChecked(),
+        )
+        self._save()
+
+    def _save(self) -> None:
+        try:
+            self.store.save()
+        except OSError as e:  # a read-only home must not break painting
+            log.warning("could not save settings: %s", e)
+
+    # ------------------------------------------------------------------ helpers
+    def _new_label_layer(self) -> None:
+        doc = self._doc()
+        if doc is None:
+            self.show_error("Open the photo first, then add a label layer over it.", "")
+            return
+        try:
+            infos, nodes = krita_io.walk(doc)
+            src = nodes.get(self.source.currentData() or "")
+            above = src or doc.activeNode()
+            node = krita_io.new_label_layer(doc, above)
+            krita_io.set_foreground(palette.LABEL_COLOURS[0][1])
+            where = krita_io.install_palette_file()
+            self.refresh_layers()
+            self.labels.setCurrentIndex(max(self.labels.findData(node.uniqueId().toString()), 0))
+            self._remember()
+            note = f" The palette is also saved as {where.name} for the Palette docker (after a restart)." \
+                if where else ""
+            self.show_info(f"Added “{node.name()}”. Pick a class colour below and paint each region "
+                           f"of the photo in flat colour.{note}")
+        except Exception as e:
+            self._report(e)
+
+    def _duplicate_as_target(self) -> None:
+        doc = self._doc()
+        uid = self.labels.currentData()
+        if doc is None or not uid:
+            self.show_error("Choose the label layer first; “Duplicate as target” copies it.", "")
+            return
+        try:
+            _, nodes = krita_io.walk(doc)
+            node = krita_io.duplicate_as_target(doc, nodes[uid])
+            self.refresh_layers()
+            self.target.setCurrentIndex(max(self.target.findData(node.uniqueId().toString()), 0))
+            self._remember()
+            self.show_info(f"Added “{node.name()}”: move, reshape or repaint its regions, then press Apply.")
+        except Exception as e:
+            self._report(e)
+
+    # ------------------------------------------------------------------ actions
+    def _connect(self) -> None:
+        if self.controller is None:
+            return
+        self.store.address = self.address.text().strip() or self.store.address
+        self._save()
+        self.controller.connect_to(self.address.text())
+
+    def start(self, mode: str) -> bool:
+        """Train or Apply on the active document (also what the end-to-end test presses)."""
+        if self.controller is None:
+            return False
+        self.clear_error()
+        doc = self._doc()
+        self.refresh_layers_keep()
+        if self._doc_key is None:
+            self.show_error("Open or create a document first.", "")
+            return False
+        ds = replace(self.store.for_document(self._doc_key), preset=self.preset.currentData() or "preview",
+                     size=int(self.size.value()))
+        self._live_key = self._target_key(doc)
+        started = self.controller.run(doc, self.selection(), ds, mode, address=self.address.text())
+        if started:
+            self.preview.clear()
+        return started
+
+    def refresh_layers_keep(self) -> None:
+        """Refresh the lists but keep what the user picked (layers may have been renamed)."""
+        self._remember()
+        self.refresh_layers()
+
+    def _cancel(self) -> None:
+        if self.controller is not None:
+            self.controller.cancel()
+
+    # ------------------------------------------------------------------ live mode
+    def _on_live_toggled(self, on: bool) -> None:
+        self._remember()
+        if on:
+            self._live_key = self._target_key(self._doc())
+            self._live_timer.start()
+        else:
+            self._live_timer.stop()
+
+    def _target_key(self, doc) -> Optional[int]:
+        uid = self.target.currentData()
+        if doc is None or not uid:
+            return None
+        try:
+            infos, nodes = krita_io.walk(doc)
+            node = nodes.get(uid)
+            src = nodes.get(self.source.currentData() or "")
+            return krita_io.node_content_key(node, krita_io.region_for(doc, src)) if node else None
+        except Exception:  # live mode is best effort; Apply still reports errors
+            return None
+
+    def _live_check(self) -> None:
+        if self.controller is None or self.controller.busy or not self.isVisible():
+            return
+        if self._trained_doc is None or self._trained_doc != self._doc_key:
+            return  # only after a first successful Train on this document
+        key = self._target_key(self._doc())
+        if key is not None and key != self._live_key:
+            self.start("apply")
+
+    # ------------------------------------------------------------------ controller signals
+    def _on_connection(self, ok: bool, text: str) -> None:
+        self.state.setText(("● " if ok else "○ ") + text)
+        self.connect_btn.setText("Reconnect" if ok else "Connect")
+
+    def _on_busy(self, busy: bool) -> None:
+        for w in (self.train_btn, self.apply_btn, self.connect_btn):
+            w.setEnabled(not busy)
+        self.cancel_btn.setEnabled(busy)
+
+    def _on_progress(self, percent: int, text: str) -> None:
+        if percent < 0:
+            self.progress.setRange(0, 0)  # busy indicator
+        else:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(percent)
+        self.progress_text.setText(text)
+
+    def _on_preview(self, qimage) -> None:
+        pix = QPixmap.fromImage(qimage).scaled(PREVIEW_PX, PREVIEW_PX, KEEP_ASPECT, SMOOTH)
+        self.preview.setPixmap(pix)
+
+    def _on_result(self, name: str) -> None:
+        self._trained_doc = self._doc_key
+        self.show_info(f"Added the layer “{name}”. Delete it to undo; the source layers are unchanged.")
+
+    def _on_finished(self, ok: bool) -> None:
+        if not ok:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(0)
+
+    # ------------------------------------------------------------------ messages
+    def show_error(self, short: str, details: str) -> None:
+        self.error.setStyleSheet("color: #d04040;")
+        self.error.setText(short)
+        self.details.setPlainText(details or short)
+        self.details_btn.setVisible(bool(short))
+
+    def show_info(self, text: str) -> None:
+        self.error.setStyleSheet("")
+        self.error.setText(text)
+        self.details_btn.setChecked(False)
+        self.details_btn.setVisible(False)
+
+    def clear_error(self) -> None:
+        self.show_info("")
+
+    def _report(self, e: BaseException) -> None:
+        from .messages import describe_error
+
+        short, details = describe_error(e)
+        if short.startswith("Unexpected error"):
+            import traceback
+
+            details += "\n\n" + "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        log.warning("%s", details)
+        self.show_error(short, details)

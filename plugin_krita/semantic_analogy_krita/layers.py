@@ -1,0 +1,219 @@
+"""Which layers play which part: source image, label layer, target label layer.
+
+Pure logic over plain descriptions of Krita's layer tree, so the rules are
+tested without Krita. krita_io.py turns real nodes into LayerInfo.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+# Node types (Node.type()) that hold colour pixels we can read with pixelData().
+# Masks (transparencymask, filtermask, selectionmask, colorizemask, ...) do not.
+PIXEL_LAYER_TYPES = frozenset(
+    {"paintlayer", "grouplayer", "filelayer", "vectorlayer", "filllayer", "clonelayer", "adjustmentlayer"}
+)
+# Types a result may be compared with, but that the user does not paint labels on.
+LABEL_LAYER_TYPES = frozenset({"paintlayer", "grouplayer", "vectorlayer", "filelayer", "clonelayer"})
+
+# Names the helpers give; also how the defaults recognise a user's own layers.
+LABEL_PREFIX = "Labels"
+TARGET_PREFIX = "Target"
+RESULT_SUFFIX = " → analogy"
+VISIBLE_IMAGE = ""  # the source "uid" meaning: the visible image without label/target/result layers
+
+_LABEL_RE = re.compile(r"^(labels?|label map|segmentation|semantic|classes)\b", re.IGNORECASE)
+_TARGET_RE = re.compile(r"^(target|edit(ed)?)\b", re.IGNORECASE)
+
+
+class SelectionError(ValueError):
+    """The chosen layers cannot be used; the message says what to pick."""
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    uid: str  # Node.uniqueId() as text: stable across renames and saved in .kra
+    name: str
+    kind: str  # Node.type()
+    path: str  # "Group / Layer" for display; equals name at top level
+    visible: bool = True
+    index: int = 0  # stacking order, 0 = bottom-most, in a depth-first walk
+    depth: int = 0  # 0 for top-level layers, 1 inside a group, ...
+
+    @property
+    def readable(self) -> bool:
+        return self.kind in PIXEL_LAYER_TYPES
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """How a choice is remembered: the uid, and the name as a fallback when the
+    uid is gone (the layer was deleted and repainted, or the file was re-imported)."""
+
+    uid: str
+    name: str
+
+    def to_dict(self) -> dict:
+        return {"uid": self.uid, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: object) -> Optional["LayerRef"]:
+        if not isinstance(d, dict) or not isinstance(d.get("uid"), str) or not isinstance(d.get("name"), str):
+            return None
+        return cls(d["uid"], d["name"])
+
+
+def is_label_name(name: str) -> bool:
+    return bool(_LABEL_RE.match(name.strip()))
+
+
+def is_target_name(name: str) -> bool:
+    return bool(_TARGET_RE.match(name.strip()))
+
+
+def is_result_name(name: str) -> bool:
+    return name.endswith(RESULT_SUFFIX) or re.search(re.escape(RESULT_SUFFIX) + r" \(\d+\)$", name) is not None
+
+
+def resolve(layers: Sequence[LayerInfo], ref: Optional[LayerRef]) -> Optional[LayerInfo]:
+    """Find a remembered layer: by uid, else by a name that is unique in the document."""
+    if ref is None:
+        return None
+    for layer in layers:
+        if layer.uid == ref.uid:
+            return layer
+    same_name = [layer for layer in layers if layer.name == ref.name]
+    return same_name[0] if len(same_name) == 1 else None
+
+
+def _topmost(candidates: Iterable[LayerInfo]) -> Optional[LayerInfo]:
+    best = None
+    for layer in candidates:
+        if best is None or layer.index > best.index:
+            best = layer
+    return best
+
+
+def default_labels(layers: Sequence[LayerInfo]) -> Optional[LayerInfo]:
+    """The top-most layer named like a label layer ("Labels", "label map", ...)."""
+    return _topmost(l for l in layers if l.kind in LABEL_LAYER_TYPES and is_label_name(l.name))
+
+
+def default_target(layers: Sequence[LayerInfo], labels: Optional[LayerInfo]) -> Optional[LayerInfo]:
+    """The top-most layer named like a target ("Target 1", "edited labels", ...)."""
+    uid = labels.uid if labels else None
+    return _topmost(
+        l for l in layers if l.kind in LABEL_LAYER_TYPES and is_target_name(l.name) and l.uid != uid
+    )
+
+
+def default_source(layers: Sequence[LayerInfo]) -> str:
+    """The bottom-most pixel layer that is neither labels, target nor result; else
+    the visible image (VISIBLE_IMAGE). Photos are usually the background layer."""
+    for layer in sorted(layers, key=lambda l: l.index):
+        if layer.readable and not (is_label_name(layer.name) or is_target_name(layer.name)
+                                   or is_result_name(layer.name)):
+            if layer.depth == 0:  # a top-level layer, not a part inside a group
+                return layer.uid
+    return VISIBLE_IMAGE
+
+
+@dataclass(frozen=True)
+class Selection:
+    source_uid: str  # VISIBLE_IMAGE for the visible image
+    labels_uid: str
+    target_uid: str  # "" when not chosen
+
+
+def choose(layers: Sequence[LayerInfo], remembered_source: Optional[LayerRef],
+           remembered_labels: Optional[LayerRef], remembered_target: Optional[LayerRef]) -> Selection:
+    """The selection the docker shows: remembered choices that still exist, else the defaults."""
+    labels = resolve(layers, remembered_labels) or default_labels(layers)
+    target = resolve(layers, remembered_target)
+    if target is None or (labels and target.uid == labels.uid):
+        target = default_target(layers, labels)
+    if remembered_source is not None and remembered_source.uid == VISIBLE_IMAGE:
+        source_uid = VISIBLE_IMAGE
+    else:
+        src = resolve(layers, remembered_source)
+        source_uid = src.uid if src else default_source(layers)
+    return Selection(source_uid, labels.uid if labels else "", target.uid if target else "")
+
+
+def validate(layers: Sequence[LayerInfo], sel: Selection, *, need_target: bool) -> None:
+    """Raise SelectionError with a plain-words message if the selection cannot be run."""
+    by_uid = {l.uid: l for l in layers}
+    if not sel.labels_uid:
+        raise SelectionError(
+            "Choose the label layer (the flat-colour painting of the photo's regions), "
+            "or create one with “New label layer”."
+        )
+    labels = by_uid.get(sel.labels_uid)
+    if labels is None:
+        raise SelectionError("The chosen label layer no longer exists; choose it again.")
+    if not labels.readable:
+        raise SelectionError(f"“{labels.name}” is a {labels.kind}, not a layer with pixels; choose a paint layer.")
+    if sel.source_uid != VISIBLE_IMAGE:
+        source = by_uid.get(sel.source_uid)
+        if source is None:
+            raise SelectionError("The chosen source layer no longer exists; choose it again.")
+        if not source.readable:
+            raise SelectionError(f"“{source.name}” is a {source.kind}, not a layer with pixels; choose the photo layer.")
+        if source.uid == labels.uid:
+            raise SelectionError("The source image and the label layer are the same layer; choose the photo as source.")
+    if need_target or sel.target_uid:
+        if not sel.target_uid:
+            raise SelectionError(
+                "Choose the target label layer (the edited copy of the labels), "
+                "or make one with “Duplicate as target”."
+            )
+        target = by_uid.get(sel.target_uid)
+        if target is None:
+            raise SelectionError("The chosen target label layer no longer exists; choose it again.")
+        if not target.readable:
+            raise SelectionError(f"“{target.name}” is a {target.kind}, not a layer with pixels; choose a paint layer.")
+        if target.uid == labels.uid:
+            raise SelectionError(
+                "The target is the label layer itself; edit a copy (“Duplicate as target”) and choose that."
+            )
+        if target.uid == sel.source_uid:
+            raise SelectionError("The target label layer is the source image; choose the edited label layer.")
+
+
+def hidden_for_visible_image(layers: Sequence[LayerInfo], sel: Selection) -> list[str]:
+    """Visible layers to hide while reading "Visible image": the label painting and its
+    target lie over the photo, and earlier results would feed back into the source."""
+    out = []
+    for l in layers:
+        if not l.visible:
+            continue
+        if l.uid in (sel.labels_uid, sel.target_uid) or is_label_name(l.name) or is_target_name(l.name) \
+                or is_result_name(l.name):
+            out.append(l.uid)
+    return out
+
+
+def unique_name(base: str, existing: Iterable[str]) -> str:
+    taken = set(existing)
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base} ({n})" in taken:
+        n += 1
+    return f"{base} ({n})"
+
+
+def next_target_name(existing: Iterable[str]) -> str:
+    """"Target 1", "Target 2", ...: the first number no layer uses."""
+    taken = set(existing)
+    n = 1
+    while f"{TARGET_PREFIX} {n}" in taken:
+        n += 1
+    return f"{TARGET_PREFIX} {n}"
+
+
+def result_name(target_name: str, existing: Iterable[str]) -> str:
+    """The result layer is named after its target, so several results stay readable."""
+    return unique_name(f"{target_name}{RESULT_SUFFIX}", existing)

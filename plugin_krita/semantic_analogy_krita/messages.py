@@ -1,0 +1,186 @@
+"""What the docker sends and what it shows: request building, progress and error text.
+
+Pure logic: no Krita, no Qt, no socket. The protocol's error classes are matched
+by name so this module also works against a bundled copy of the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+from .pixels import Rect
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """8-bit RGBA pixels of one canvas region (becomes a protocol RGBAImage)."""
+
+    width: int
+    height: int
+    rgba: bytes
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"empty image {self.width}×{self.height}")
+        if len(self.rgba) != self.width * self.height * 4:
+            raise ValueError(f"{len(self.rgba)} bytes do not fill {self.width}×{self.height} RGBA")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One submit: the photo, its labels, the target layouts and the training settings."""
+
+    region: Rect  # where on the canvas the images come from and the result goes
+    image: ImageData
+    labels: ImageData
+    targets: tuple[ImageData, ...]
+    target_names: tuple[str, ...]
+    settings: dict = field(default_factory=dict)
+    mode: str = "train"  # "train" | "apply": only changes what the docker says
+
+
+class RequestError(ValueError):
+    """Layers that cannot make a request; the message says what to paint or choose."""
+
+
+def build_request(region: Rect, image: ImageData, labels: ImageData, targets: Sequence[ImageData],
+                  target_names: Sequence[str], settings: Mapping[str, object], mode: str = "train",
+                  *, labels_name: str = "the label layer") -> Request:
+    """Check sizes and content before anything is sent."""
+    if not targets:
+        raise RequestError("No target label layout to apply; choose a target label layer.")
+    if len(targets) != len(target_names):
+        raise RequestError(f"{len(targets)} targets but {len(target_names)} names")
+    for im, what in [(image, "source image"), (labels, "label layer"),
+                     *[(t, f"target “{n}”") for t, n in zip(targets, target_names)]]:
+        if (im.width, im.height) != (region.width, region.height):
+            raise RequestError(
+                f"The {what} is {im.width}×{im.height} but the region is {region.width}×{region.height}."
+            )
+    if _fully_transparent(labels.rgba):
+        raise RequestError(
+            f"{labels_name} is empty: paint the photo's regions on it in flat colours first "
+            "(“New label layer” gives you a palette)."
+        )
+    for t, n in zip(targets, target_names):
+        if _fully_transparent(t.rgba):
+            raise RequestError(f"The target label layer “{n}” is empty: duplicate the labels as target, then edit them.")
+    if _fully_transparent(image.rgba):
+        raise RequestError("The source image is empty in this area; choose the photo layer or “Visible image”.")
+    if mode not in ("train", "apply"):
+        raise ValueError(f"mode must be 'train' or 'apply', got {mode!r}")
+    return Request(region, image, labels, tuple(targets), tuple(target_names), dict(settings), mode)
+
+
+def _fully_transparent(rgba: bytes) -> bool:
+    return rgba[3::4].count(0) == len(rgba) // 4
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    """1:05, 12:00, 1 h 02 min; '' when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN, negative
+        return ""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60}:{s % 60:02d}"
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    percent: int  # 0..100, or -1 for "busy, unknown"
+    text: str
+
+
+def progress_view(kind: str, data: Mapping[str, object]) -> ProgressView:
+    """Map a protocol event to the progress bar and its caption."""
+    if kind == "queued":
+        pos = data.get("position")
+        if isinstance(pos, int) and pos > 0:
+            return ProgressView(-1, f"Waiting: {pos} job{'s' if pos != 1 else ''} ahead in the engine's queue")
+        return ProgressView(-1, "Starting…")
+    if kind == "progress":
+        step, total = data.get("step"), data.get("total")
+        stage = data.get("stage", "train")
+        if stage == "apply":
+            label = "Applying"
+        elif stage == "train":
+            label = "Training"
+        else:
+            label = str(stage).capitalize()
+        if isinstance(step, int) and isinstance(total, int) and total > 0:
+            pct = max(0, min(100, round(100 * step / total)))
+            text = f"{label}: step {step} / {total}"
+            eta = format_duration(data.get("eta_s"))  # type: ignore[arg-type]
+            if eta and step < total:
+                text += f" · {eta} left"
+            return ProgressView(pct, text)
+        return ProgressView(-1, f"{label}…")
+    if kind == "result":
+        return ProgressView(100, "Done")
+    if kind == "cancelled":
+        return ProgressView(0, "Cancelled")
+    if kind == "error":
+        return ProgressView(0, "Failed")
+    return ProgressView(-1, "")
+
+
+def connection_text(info: Mapping[str, object]) -> str:
+    """"Connected · engine 0.1.0 · CUDA" from the handshake dict."""
+    device = str(info.get("device") or "?")
+    dev = device.upper() if device.lower().split(":")[0] in ("cuda", "cpu", "mps") else device
+    parts = ["Connected"]
+    if info.get("engine_version"):
+        parts.append(f"engine {info['engine_version']}")
+    parts.append(dev)
+    text = " · ".join(parts)
+    if device.lower() == "cpu":
+        text += " (slow: use the Preview preset)"
+    return text
+
+
+# Plain words for the protocol's error classes and codes. Matched by class name so
+# that the bundled copy (semantic_analogy_krita.protocol) and the installed one
+# (semantic_analogy.protocol) are treated alike.
+def describe_error(exc: BaseException, address: str = "") -> tuple[str, str]:
+    """(short message for the docker, full text to copy)."""
+    name = type(exc).__name__
+    code = getattr(exc, "code", None)
+    # ProtocolError's str() appends " [CODE]"; its .message is the sentence for users.
+    text = str(getattr(exc, "message", "") or exc).strip() or name
+    where = f" at {address}" if address else ""
+    if name == "DaemonUnavailable":
+        short = (
+            f"No answer from the Semantic Analogy engine{where}. Start it in a terminal with "
+            f"“semantic-analogy serve --bind {address or 'tcp://127.0.0.1:5555'}” and press Reconnect."
+        )
+    elif name == "VersionMismatch":
+        short = (
+            "The plugin and the engine speak different protocol versions: install the plugin zip "
+            f"built from the same Semantic Analogy release as the engine. ({text})"
+        )
+    elif code in ("CANCELLED", "CLIENT_SILENT"):
+        short = "Cancelled." if code == "CANCELLED" else f"The engine cancelled the job: {text}"
+    elif code == "OUT_OF_MEMORY":
+        short = f"The engine ran out of memory: choose a smaller working size or the Preview preset. ({text})"
+    elif code == "UNKNOWN_JOB":
+        short = f"The engine no longer knows this job (was it restarted?). Press Train again. ({text})"
+    elif name == "JobFailed" or code in ("BAD_LABELS", "BAD_SETTINGS", "ENGINE_ERROR", "QUEUE_FULL",
+                                          "TOO_LARGE", "SIZE_MISMATCH", "SHUTDOWN"):
+        short = f"The engine could not finish: {text}"
+    elif name == "ProtocolError":
+        short = f"The engine refused the request: {text}"
+    elif name in ("SelectionError", "PixelFormatError", "RequestError", "SettingsError", "MissingDependency"):
+        short = text
+    elif isinstance(exc, MemoryError):
+        short = ("Not enough memory to read these layers; use a smaller document, or a source layer "
+                 "instead of the visible image.")
+    else:
+        short = f"Unexpected error ({name}): {text}"
+    details = f"{name}: {text}"
+    if code:
+        details += f"\ncode: {code}"
+    if address:
+        details += f"\nengine address: {address}"
+    return short, details

@@ -1,0 +1,216 @@
+"""Settings the docker remembers: the engine address, and per document the chosen
+layers, quality preset and working size.
+
+Stored as JSON in the user's data folder, outside the plugin folder, because
+Krita's "Import Python Plugin" replaces the plugin folder on every reinstall.
+Pure logic plus plain file I/O; no Krita, no Qt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping, Optional
+
+from .layers import LayerRef
+
+log = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "SEMANTIC_ANALOGY_KRITA_HOME"
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+# Mirrors the engine's PRESETS (engine/presets.py); the daemon validates anyway.
+PRESETS: tuple[tuple[str, str], ...] = (
+    ("preview", "Preview: ~128 px, minutes on a CPU"),
+    ("standard", "Standard: 256 px, for a GPU"),
+    ("best", "Best: 512 px, long GPU training"),
+    ("tiny", "Tiny: 64 px, seconds (a smoke test)"),
+)
+PRESET_NAMES = tuple(p for p, _ in PRESETS)
+MIN_SIZE, MAX_SIZE = 32, 4096
+MAX_DOCUMENTS = 200  # oldest per-document entries are dropped past this
+
+
+class SettingsError(ValueError):
+    """A setting the user typed that cannot be used; the message says what to change."""
+
+
+def user_data_dir(platform: str = sys.platform, env: Optional[Mapping[str, str]] = None,
+                  home: Optional[str] = None) -> Path:
+    """Where settings and logs live, per platform (never inside the plugin folder)."""
+    env = os.environ if env is None else env
+    if env.get(DATA_DIR_ENV):
+        return Path(env[DATA_DIR_ENV])
+    home = home or os.path.expanduser("~")
+    if platform.startswith("win"):
+        base = env.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
+        return Path(base) / "SemanticAnalogy" / "krita"
+    if platform == "darwin":
+        return Path(home) / "Library" / "Application Support" / "SemanticAnalogy" / "krita"
+    base = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    return Path(base) / "semantic-analogy" / "krita"
+
+
+def normalize_address(text: str) -> str:
+    """Accept "host:port", ":port" or a ZeroMQ endpoint; return the endpoint."""
+    t = text.strip()
+    if not t:
+        raise SettingsError(f"Type the engine address, for example {DEFAULT_ADDRESS}.")
+    if t.startswith(("ipc://", "inproc://")):
+        return t
+    if t.startswith("tcp://"):
+        rest = t[len("tcp://"):]
+    elif "://" in t:
+        raise SettingsError(f"“{t}” is not an address the engine listens on; use tcp://HOST:PORT, e.g. {DEFAULT_ADDRESS}.")
+    else:
+        rest = t
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        raise SettingsError(f"“{t}” has no port; use HOST:PORT, e.g. 127.0.0.1:5555.")
+    host = host or "127.0.0.1"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingsError(f"“{port}” is not a port number (1–65535) in “{t}”.")
+    return f"tcp://{host}:{int(port)}"
+
+
+@dataclass(frozen=True)
+class DocSettings:
+    source: Optional[LayerRef] = None  # uid "" = the visible image
+    labels: Optional[LayerRef] = None
+    target: Optional[LayerRef] = None
+    preset: str = "preview"
+    size: int = 0  # working size in px; 0 = the preset's own
+    seed: int = 0
+    live: bool = False
+
+    def validated(self) -> "DocSettings":
+        if self.preset not in PRESET_NAMES:
+            raise SettingsError(f"Unknown quality preset “{self.preset}”; choose one of {', '.join(PRESET_NAMES)}.")
+        if self.size and not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise SettingsError(
+                f"Working size {self.size} px is outside {MIN_SIZE}–{MAX_SIZE} px; 0 (Auto) uses the preset's size."
+            )
+        return self
+
+    def train_settings(self, overrides: Optional[Mapping[str, object]] = None) -> dict:
+        """The `settings` dict of Client.submit (engine TrainSettings fields).
+
+        Only fields that change the result are sent, so that the daemon's model cache
+        key stays the same between Train and Apply.
+        """
+        self.validated()
+        out: dict = {"preset": self.preset, "seed": int(self.seed)}
+        if self.size:
+            out["size"] = int(self.size)
+        if overrides:
+            out.update(overrides)
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source.to_dict() if self.source else None,
+            "labels": self.labels.to_dict() if self.labels else None,
+            "target": self.target.to_dict() if self.target else None,
+            "preset": self.preset,
+            "size": self.size,
+            "seed": self.seed,
+            "live": self.live,
+        }
+
+    @classmethod
+    def from_dict(cls, d: object) -> "DocSettings":
+        """Tolerant: a hand-edited or older file keeps whatever still makes sense."""
+        if not isinstance(d, dict):
+            return cls()
+        preset = d.get("preset") if d.get("preset") in PRESET_NAMES else cls.preset
+        size = d.get("size") if isinstance(d.get("size"), int) and (
+            d["size"] == 0 or MIN_SIZE <= d["size"] <= MAX_SIZE) else 0
+        seed = d.get("seed") if isinstance(d.get("seed"), int) else 0
+        return cls(
+            source=LayerRef.from_dict(d.get("source")),
+            labels=LayerRef.from_dict(d.get("labels")),
+            target=LayerRef.from_dict(d.get("target")),
+            preset=preset,
+            size=size,
+            seed=seed,
+            live=bool(d.get("live", False)),
+        )
+
+
+def document_key(file_name: str, doc_name: str) -> str:
+    """Saved documents are keyed by their path; unsaved ones by their title for the session."""
+    if file_name:
+        return os.path.normcase(os.path.abspath(file_name))
+    return f"unsaved:{doc_name}"
+
+
+@dataclass
+class SettingsStore:
+    """Global and per-document settings in one JSON file."""
+
+    path: Path
+    address: str = DEFAULT_ADDRESS
+    documents: dict = field(default_factory=dict)  # key -> {"settings": {...}, "used": epoch seconds}
+    extra: dict = field(default_factory=dict)  # window-level choices, kept verbatim
+
+    @classmethod
+    def load(cls, path: Path) -> "SettingsStore":
+        store = cls(Path(path))
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return store
+        except (OSError, ValueError) as e:
+            # A broken file must not stop the docker; start fresh and say why in the log.
+            log.warning("ignoring unreadable settings file %s: %s", path, e)
+            return store
+        if not isinstance(raw, dict):
+            return store
+        if isinstance(raw.get("address"), str):
+            try:
+                store.address = normalize_address(raw["address"])
+            except SettingsError:
+                pass
+        docs = raw.get("documents")
+        if isinstance(docs, dict):
+            store.documents = {k: v for k, v in docs.items() if isinstance(k, str) and isinstance(v, dict)}
+        if isinstance(raw.get("extra"), dict):
+            store.extra = raw["extra"]
+        return store
+
+    def for_document(self, key: str) -> DocSettings:
+        entry = self.documents.get(key)
+        return DocSettings.from_dict(entry.get("settings")) if entry else DocSettings()
+
+    def set_document(self, key: str, settings: DocSettings, now: Optional[float] = None) -> None:
+        self.documents[key] = {"settings": settings.to_dict(), "used": time.time() if now is None else now}
+        if len(self.documents) > MAX_DOCUMENTS:
+            by_age = sorted(self.documents, key=lambda k: self.documents[k].get("used", 0))
+            for old in by_age[: len(self.documents) - MAX_DOCUMENTS]:
+                del self.documents[old]
+
+    def update_document(self, key: str, **changes) -> DocSettings:
+        new = replace(self.for_document(key), **changes)
+        self.set_document(key, new)
+        return new
+
+    def save(self) -> None:
+        """Write atomically, so a crash mid-write never leaves half a file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": 1, "address": self.address, "documents": self.documents, "extra": self.extra}
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=str(self.path.parent))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
