@@ -231,9 +231,10 @@ def test_progress_text_from_events(logic):
 def test_error_messages_say_what_to_do(logic):
     assert "semantic-analogy serve" in logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
     assert "tcp://127.0.0.1:5555" in logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
-    msg = logic.job_failed_message("bad_labels", "target colour (1, 2, 3) matches no source class")
-    assert msg.startswith("The engine could not make the analogy: target colour") and "[bad_labels]" in msg
-    assert "cancelled" in logic.job_failed_message("cancelled", "client went silent")
+    msg = logic.job_failed_message("BAD_LABELS", "target colour (1, 2, 3) matches no source class")
+    assert msg.startswith("The engine could not make the analogy: target colour") and "[BAD_LABELS]" in msg
+    assert logic.job_failed_message("CLIENT_SILENT", "client went silent.").startswith("The engine stopped the job")
+    assert "[QUEUE_FULL]" in logic.job_refused_message("QUEUE_FULL", "the queue is full; try again later")
     assert "about a second" in logic.image_closed_message()
     assert "install.py" in logic.version_mismatch_message("plug-in 1, engine 2")
     assert "ValueError: boom" in logic.unexpected_error_message(ValueError("boom"))

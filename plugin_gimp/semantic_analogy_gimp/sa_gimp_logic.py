@@ -443,11 +443,11 @@ def daemon_unavailable_message(address: str) -> str:
     )
 
 
-def daemon_lost_message(address: str, silent_s: float) -> str:
+def daemon_lost_message(address: str) -> str:
     return (
-        f"The Semantic Analogy engine at {address} stopped answering (nothing for {int(silent_s)} s) "
-        "while it worked on this image. Look at the terminal where \"semantic-analogy serve\" runs, "
-        "restart it if needed, and run the filter again."
+        f"The Semantic Analogy engine at {address} stopped answering while it worked on this image. "
+        "Look at the terminal where \"semantic-analogy serve\" runs, restart it if needed, "
+        "and run the filter again."
     )
 
 
@@ -459,11 +459,22 @@ def version_mismatch_message(detail: str) -> str:
     )
 
 
+CANCEL_CODES = frozenset({"CANCELLED", "CLIENT_SILENT", "SHUTDOWN"})
+
+
 def job_failed_message(code: str, message: str) -> str:
+    """A job that ended with an error or a cancel on the daemon (codes from protocol/errors.py)."""
     text = (message or "").strip() or "no details were given"
-    if code in ("cancelled", "canceled"):
-        return f"The engine cancelled the job: {text}"
+    code = (code or "").upper()
+    if code in CANCEL_CODES:
+        return f"The engine stopped the job: {text} Run the filter again to start over."
     return f"The engine could not make the analogy: {text}" + (f" [{code}]" if code else "")
+
+
+def job_refused_message(code: str, message: str) -> str:
+    """A submit the daemon (or the client, checking its limits) refused before any work."""
+    text = (message or "").strip() or "no details were given"
+    return f"The engine refused the job: {text}" + (f" [{code.upper()}]" if code else "")
 
 
 def image_closed_message() -> str:

@@ -36,8 +36,6 @@ from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
 
 # sRGB-encoded 8-bit RGBA whatever the image's precision ("RGBA u8" would be linear).
 PIXEL_FORMAT = "R'G'B'A u8"
-# Without any event for this long the plug-in pings the daemon; only a failed ping ends the wait.
-SILENCE_CHECK_S = 60.0
 ARGUMENT_NAMES = ("source", "preset", "size", "steps", "seed", "address")
 BASE_TYPE_NAMES = {
     Gimp.ImageBaseType.RGB: "RGB",
@@ -178,42 +176,6 @@ def show_progress(kind, data):
         Gimp.progress_update(fraction)
 
 
-def wait_for_result(proto, client, job_id, address):
-    """Poll the job (which keeps its heartbeat going) until its result; PluginError on failure.
-
-    If the user cancels GIMP's progress, GIMP kills this process; the daemon then
-    stops the job by itself once the heartbeats stop (cancel_if_silent).
-    """
-    last_news = time.monotonic()
-    while True:
-        try:
-            events = client.poll(job_id, timeout=0.5)
-        except proto.DaemonUnavailable:
-            raise logic.PluginError(logic.daemon_lost_message(address, time.monotonic() - last_news))
-        now = time.monotonic()
-        if not events:
-            if now - last_news > SILENCE_CHECK_S:
-                try:
-                    client.ping()  # busy but alive: keep waiting
-                except proto.ProtocolError:
-                    raise logic.PluginError(logic.daemon_lost_message(address, now - last_news))
-                last_news = now
-            continue
-        last_news = now
-        for event in events:
-            show_progress(event.kind, event.data)
-            if event.kind == "result":
-                return list(event.images) or client.result(job_id)
-            if event.kind == "error":
-                raise logic.PluginError(
-                    logic.job_failed_message(str(event.data.get("code", "")), str(event.data.get("message", "")))
-                )
-            if event.kind == "cancelled":
-                raise logic.PluginError(
-                    logic.job_failed_message("cancelled", str(event.data.get("message", "")) or "stopped on the engine")
-                )
-
-
 def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
     """Send one job and return the result's RGBA bytes (region-sized)."""
     settings = logic.build_settings(args)
@@ -236,11 +198,16 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
                 target_names=[target_name],
                 cancel_if_silent=logic.CANCEL_IF_SILENT_S,
             )
-            images = wait_for_result(proto, client, job_id, args.address)
+            # wait() polls, which keeps the job's heartbeat going. If the user cancels GIMP's
+            # progress, GIMP kills this process; the heartbeats stop and the daemon cancels
+            # the job by itself (cancel_if_silent), without anyone telling it.
+            images = client.wait(job_id, on_event=lambda event: show_progress(event.kind, event.data))
         except proto.JobFailed as exc:
-            raise logic.PluginError(logic.job_failed_message(getattr(exc, "code", ""), getattr(exc, "message", str(exc))))
+            raise logic.PluginError(logic.job_failed_message(exc.code, exc.message))
         except proto.DaemonUnavailable:
-            raise logic.PluginError(logic.daemon_unavailable_message(args.address))
+            raise logic.PluginError(logic.daemon_lost_message(args.address))
+        except proto.ProtocolError as exc:  # refused at submit: too large, queue full, ...
+            raise logic.PluginError(logic.job_refused_message(exc.code, exc.message))
     finally:
         client.close()
     if not images:

@@ -1,0 +1,127 @@
+"""Run real GIMP 3 headless in the Debian 13 chroot that prepare_gimp_chroot.sh makes.
+
+Used by tests/test_gimp_e2e.py and screenshot_dialog.py (developer tools, not
+installed for users). A GimpSandbox is a throw-away folder inside the chroot with
+its own GIMP profile, into which install.py puts the plug-in, so runs never touch
+a real profile and leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+HERE = Path(__file__).resolve().parent
+PREPARE = HERE / "prepare_gimp_chroot.sh"
+INSTALL = HERE / "install.py"
+DEFAULT_ROOT = "/var/cache/semantic-analogy/trixie"
+
+
+def chroot_root() -> Path:
+    return Path(os.environ.get("SA_GIMP_CHROOT", DEFAULT_ROOT))
+
+
+def not_ready_reason() -> Optional[str]:
+    """None when GIMP can run in the chroot, else why not (and how to fix it)."""
+    root = chroot_root()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return f"running GIMP in the chroot {root} needs root (chroot(2))"
+    if shutil.which("chroot") is None:
+        return "the chroot command is missing on this machine"
+    done = subprocess.run(["bash", str(PREPARE), "--check"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return (done.stderr.strip() or f"no ready GIMP chroot at {root}") + (
+            f" (prepare it with: sudo {PREPARE.relative_to(HERE.parent)})"
+        )
+    return None
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Stop a process started with start_new_session=True and everything it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class GimpSandbox:
+    """A temporary folder inside the chroot with a fresh GIMP profile holding the installed plug-in."""
+
+    def __init__(self, root: Optional[Path] = None, prefix: str = "sa-gimp-") -> None:
+        self.root = root or chroot_root()
+        (self.root / "tmp").mkdir(exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
+        os.chmod(self.path, 0o755)
+        self.profile = self.path / "profile"
+        self.profile.mkdir()
+
+    def inside(self, host_path: Path) -> str:
+        """The path a process inside the chroot sees for a host path under the chroot."""
+        rel = Path(host_path).resolve().relative_to(self.root.resolve())
+        return "/" + rel.as_posix()
+
+    def install_plugin(self) -> Path:
+        """Install the plug-in with the project's installer into this profile's plug-ins/ folder."""
+        plug_ins = self.profile / "plug-ins"
+        subprocess.run(
+            [sys.executable, str(INSTALL), "--plug-in-dir", str(plug_ins)],
+            check=True, capture_output=True, text=True,
+        )
+        return plug_ins / "semantic_analogy_gimp"
+
+    def command(self, program: Sequence[str], env: Optional[Mapping[str, str]] = None) -> list[str]:
+        """A chroot command line with a clean environment pointing GIMP at this profile."""
+        base = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": self.inside(self.profile),
+            "GIMP3_DIRECTORY": self.inside(self.profile),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        base.update(env or {})
+        return ["chroot", str(self.root), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in base.items()), *program]
+
+    def run_batch(
+        self, code: str, *, timeout: float, gui: bool = False, env: Optional[Mapping[str, str]] = None
+    ) -> subprocess.CompletedProcess:
+        """Run Python code inside GIMP (python-fu-eval), then quit. The code arrives on stdin.
+
+        On timeout the whole process group goes (GIMP and its plug-in processes), then
+        TimeoutExpired is raised as by subprocess.run.
+        """
+        program = ["gimp-3.0" if gui else "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
+                   "-b", "-", "--quit"]
+        cmd = self.command(program, env)
+        with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd="/", start_new_session=True) as proc:
+            try:
+                out, err = proc.communicate(code, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+                out, err = proc.communicate()
+                raise subprocess.TimeoutExpired(cmd, timeout, out, err) from None
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+    def popen_batch(self, code: str, *, gui: bool, env: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
+        """Like run_batch but in the background (for a dialog that waits for a click)."""
+        program = ["gimp-3.0" if gui else "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
+                   "-b", code, "--quit"]
+        return subprocess.Popen(
+            self.command(program, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/",
+            start_new_session=True,
+        )
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> "GimpSandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
