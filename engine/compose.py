@@ -25,11 +25,13 @@ def seam_alpha(edited: np.ndarray, width: float) -> np.ndarray:
         return edited.astype(np.float32)
     mask = Image.fromarray(edited.astype(np.uint8) * 255)
     # Grow the region by `width` (blur + threshold is a fast dilation at any size),
-    # then blur that grown mask so it ramps down across the band.
+    # then ramp from 1 inside to exactly 0 at the grown border: the blurred grown mask
+    # is 0.5 on its border, so rescaling [0.5, 1] -> [0, 1] leaves no Gaussian tail
+    # changing pixels beyond the band.
     grown = np.asarray(mask.filter(ImageFilter.GaussianBlur(width / 2))) > 8
-    soft = np.asarray(Image.fromarray(grown.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(width / 2)))
-    return np.maximum(soft.astype(np.float32) / 255, edited.astype(np.float32))
-
+    soft = np.asarray(Image.fromarray(grown.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(width / 4)))
+    ramp = np.clip((soft.astype(np.float32) / 255 - 0.5) * 2, 0, 1)
+    return np.maximum(ramp, edited.astype(np.float32))
 
 def compose(
     source: np.ndarray,

@@ -29,7 +29,7 @@ from .model import TrainedModel
 from .networks import Generator, LightDeepLabV3, PatchDiscriminator
 from .presets import TrainSettings
 from .progress import Progress
-from .source import Source, rgb, rgba, to_uint8
+from .source import Source, one_hot, rgb, rgba, to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
 

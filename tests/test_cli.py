@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine_fixtures import write_small_example
+
+CLI = [sys.executable, "-m", "semantic_analogy"]
+
+
+def run(*args, check=True):
+    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def files(tmp_path):
+    return write_small_example(tmp_path, "tree", "1", 64)
+
+
+def test_train_apply_eval_end_to_end(files, tmp_path):
+    img, lab, tgt = files
+    model = tmp_path / "model"
+    proc = run("train", img, lab, "--model", model, "--preset", "tiny", "--steps", "4", "--json-progress")
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [e["step"] for e in events if e["event"] == "progress"] == [1, 2, 3, 4]
+    assert (model / "model.pt").is_file()
+
+    out = tmp_path / "out.png"
+    run("apply", "--model", model, tgt, "--out", out)
+    result = np.asarray(Image.open(out))
+    assert result.shape == np.asarray(Image.open(img)).shape
+
+    # Several targets: a folder, one PNG per target named after it.
+    tgt2 = tmp_path / "second.png"
+    Image.open(lab).save(tgt2)
+    run("apply", "--model", model, tgt, tgt2, "--out", tmp_path / "many")
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["second.png", "target.png"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "many" / "second.png")), np.asarray(Image.open(img).convert("RGB")))
+
+    metrics = json.loads(run("eval", img, lab, tgt, out).stdout)
+    assert metrics["edited_fraction"] > 0
+    assert set(metrics["alignment"]["edited"]) == {"pixel_accuracy", "miou"}
+    assert metrics["patch_distance"]["edited"] is not None and metrics["psnr_outside"] > 30
+
+
+def test_run_trains_then_reuses_the_cached_model(files, tmp_path, monkeypatch):
+    img, lab, tgt = files
+    monkeypatch.setenv("SEMANTIC_ANALOGY_CACHE", str(tmp_path / "cache"))
+    first = run("run", img, lab, tgt, "--out", tmp_path / "a.png", "--preset", "tiny", "--steps", "3")
+    assert "wrote" in first.stdout and (tmp_path / "a.png").is_file()
+    second = run("run", img, lab, tgt, "--out", tmp_path / "b.png", "--preset", "tiny", "--steps", "3")
+    assert "using the trained model" in second.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
+
+
+def test_errors_are_one_clear_line(files, tmp_path):
+    img, lab, tgt = files
+    small = tmp_path / "small.png"
+    Image.open(tgt).resize((20, 20)).save(small)
+    proc = run("run", img, lab, small, "--out", tmp_path / "x.png", "--preset", "tiny", check=False)
+    assert proc.returncode == 2 and "--resize-targets" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("apply", "--model", tmp_path / "nothing", tgt, "--out", tmp_path / "x.png", check=False)
+    assert proc.returncode == 2 and "no trained model" in proc.stderr
+    proc = run("train", tmp_path / "missing.png", lab, "--model", tmp_path / "m", check=False)
+    assert proc.returncode == 2 and "missing.png" in proc.stderr
