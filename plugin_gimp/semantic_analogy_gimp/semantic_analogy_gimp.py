@@ -295,6 +295,18 @@ def show_dialog(procedure, image, config):
     dialog.fill_box("engine-box", ["preset", "size", "steps", "seed", "address"])
     dialog.fill_frame("engine-frame", "engine-title", False, "engine-box")
     dialog.fill(["layers-frame", "engine-frame"])
+
+    # GIMP 3.0's layer chooser draws its thumbnail only when its layer is set, at
+    # the size the widget has then (none before it is shown): set the layers again
+    # once the dialog is on screen so the user sees which layers were pre-selected.
+    def refresh_choosers():
+        for name in ("source-labels", "target-labels"):
+            layer = config.get_property(name)
+            if layer is not None:
+                config.set_property(name, layer)
+        return False
+
+    dialog.connect("map", lambda *_: GLib.timeout_add(150, refresh_choosers))
     try:
         return dialog.run()
     finally:
@@ -373,13 +385,13 @@ class SemanticAnalogy(Gimp.PlugIn):
         procedure.add_menu_path(logic.MENU_PATH)
 
         procedure.add_layer_argument(
-            "source-labels", "_Source labels", "Label layer painted over the photo (P)", True, rw
+            "source-labels", "So_urce labels", "Label layer painted over the photo (P)", True, rw
         )
         procedure.add_layer_argument(
             "target-labels", "_Target labels", "Edited copy of the label layer (P')", True, rw
         )
         procedure.add_choice_argument(
-            "source", "Sou_rce", "Where the photo comes from", _choice(logic.SOURCES), logic.SOURCE_SELECTED, rw
+            "source", "_Photo", "Where the photo comes from", _choice(logic.SOURCES), logic.SOURCE_SELECTED, rw
         )
         procedure.add_choice_argument(
             "preset", "_Quality", "Engine quality preset", _choice(logic.PRESETS), logic.DEFAULT_PRESET, rw
@@ -389,7 +401,7 @@ class SemanticAnalogy(Gimp.PlugIn):
             0, logic.MAX_SIZE, 0, rw,
         )
         procedure.add_int_argument(
-            "steps", "Training ste_ps", "Training iterations (0: the preset's)", 0, logic.MAX_STEPS, 0, rw
+            "steps", "Trai_ning steps", "Training iterations (0: the preset's)", 0, logic.MAX_STEPS, 0, rw
         )
         procedure.add_int_argument("seed", "S_eed", "Random seed of the training", 0, 2**31 - 1, 0, rw)
         procedure.add_string_argument(
