@@ -14,7 +14,8 @@ computed on the histogram of exact colours (RGB packed into one integer):
   each pixel has same-coloured neighbours) are clustered; JPEG noise and the
   isolated pixels of colour drift are not.
 * A colour needs at least `min_count` clustered pixels: 40 px, or 1e-4 of the map
-  on big maps, so a 10x10 object in a 256x256 map is a class but speckles are not.
+  on big maps, so a 10x10 object in a 256x256 map is a class but speckles are not
+  (tiny maps: 1/64 of the map).
 * Colours are taken greedily by decreasing clustered count; a colour within
   MIN_CLASS_DISTANCE of a class already taken is a shade of it (JPEG, colour drift),
   or within MIN_FLAT_CLASS_DISTANCE if it is painted flat (see below).
@@ -26,6 +27,10 @@ computed on the histogram of exact colours (RGB packed into one integer):
   lie between two others (dark blue between navy and blue) is flat and is kept.
   Because a frequent mixture may be met before both its ends are taken, the picks
   are pruned once more at the end.
+* JPEG scatters a small region or a thin stroke over many exact shades, none of
+  them frequent.  After the exact colours, a second pass does the same on colours
+  rounded to 8 levels; what it adds must be MIN_COARSE_CLASS_DISTANCE away from
+  every class, since JPEG colour bleeding also forms coherent off-colour strips.
 * Fully transparent pixels (alpha == 0) are one more "colour" under the same rule:
   a real transparent region is the "unlabelled" class, while isolated holes left by
   a brush (zebra/label.png has one) take the class of their labelled neighbours.
@@ -226,7 +231,9 @@ def _colour_stats(packed: np.ndarray) -> _ColourStats:
 
 
 def _min_count(n_pixels: int) -> int:
-    return max(MIN_COUNT_ABS, int(round(MIN_COUNT_FRACTION * n_pixels)))
+    # Tiny maps (thumbnails, tests) cannot hold 40-px regions: there 1/64 of the map.
+    floor = max(2, min(MIN_COUNT_ABS, n_pixels // 64))
+    return max(floor, int(round(MIN_COUNT_FRACTION * n_pixels)))
 
 
 # ------------------------------------------------------------------ dominance rule

@@ -225,6 +225,14 @@ def test_small_flat_object_is_a_class() -> None:
     assert len(palette.colors) == 3
 
 
+def test_tiny_map_keeps_its_classes() -> None:
+    rgb = np.full((6, 6, 3), GREEN, np.uint8)
+    rgb[:, 3:] = ORANGE
+    palette = extract_palette(rgb)
+    assert set(palette.colors) == {GREEN, ORANGE}
+    assert np.all(decode_labels(rgb, palette)[:, 3:] == palette.colors.index(ORANGE))
+
+
 def test_a_few_stray_pixels_are_not_a_class() -> None:
     rgb = np.empty((256, 256, 3), np.uint8)
     rgb[:, :128] = GREEN
