@@ -1,0 +1,298 @@
+"""The only part of the daemon that touches the engine (and torch).
+
+One Worker thread owns the device: it takes queued jobs in order, trains (or loads a
+cached model), applies the targets, stores the result, and reports everything as
+plain tuples through ``emit`` for the main thread to send:
+
+    ("started", job)
+    ("progress", job, data: dict, preview: RGBAImage | None)
+    ("finished", job, state, kind, data: dict, images: list[RGBAImage])
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import threading
+import time
+import typing
+from collections import OrderedDict
+from typing import Any, Callable
+
+from ..protocol.errors import ProtocolError
+from .cache import DiskCache
+from .jobs import CANCELLED, DONE, FAILED, Job, JobTable
+from .validation import to_rgba_image
+
+log = logging.getLogger(__name__)
+
+# Settings a client may not choose: the device belongs to the daemon, and a file path
+# would let a remote client make the daemon read files of its choice.
+DAEMON_OWNED = {
+    "device": "the daemon's --device",
+    "vgg_weights": "the daemon's environment (SEMANTIC_ANALOGY_VGG19)",
+}
+# Bounds that keep one job from taking the daemon down (the engine has its own checks).
+RANGES: dict[str, tuple[float, float]] = {
+    "size": (32, 4096),
+    "steps": (1, 1_000_000),
+    "g_steps": (1, 100),
+    "seed": (0, 2**63 - 1),
+    "lr": (1e-8, 1.0),
+    "rec_every": (1, 1_000_000),
+    "base_channels": (4, 256),
+    "preview_every": (0, 1_000_000),
+    "checkpoint_every": (1, 10_000_000),
+}
+
+CANCEL_MESSAGES = {
+    "CANCELLED": "the job was cancelled",
+    "CLIENT_SILENT": "the job was cancelled because its client stopped sending heartbeats "
+                     "(the plug-in was closed or killed)",
+    "SHUTDOWN": "the daemon was stopped before the job finished; submit it again "
+                "(an interrupted training resumes from its checkpoint)",
+}
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError("BAD_SETTINGS", message, field="settings")
+
+
+def _check_value(name: str, value: Any, hint: Any) -> None:
+    """Type-check one setting against the engine's annotation (int, float, str, X | None)."""
+    args = typing.get_args(hint)
+    allowed = args if args else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return
+        raise _bad(f"the setting '{name}' cannot be nil")
+    for t in allowed:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise _bad(f"the setting '{name}' must be a finite number, got {value}")
+            return
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return
+        if t is str and isinstance(value, str):
+            return
+    names = " or ".join("nil" if t is type(None) else getattr(t, "__name__", str(t)) for t in allowed)
+    raise _bad(f"the setting '{name}' must be {names}, got {type(value).__name__} {value!r:.40}")
+
+
+def parse_settings(d: dict, device: str) -> Any:
+    """A client's settings map -> the engine's TrainSettings on this daemon's device.
+
+    Raises ProtocolError BAD_SETTINGS naming the setting and what is wrong with it.
+    """
+    from ..engine.errors import EngineError
+    from ..engine.presets import LossWeights, TrainSettings
+
+    hints = typing.get_type_hints(TrainSettings)
+    for name, value in d.items():
+        if name in DAEMON_OWNED:
+            raise _bad(f"the setting '{name}' is chosen by {DAEMON_OWNED[name]}, not per job; leave it out")
+        if name not in hints:
+            known = ", ".join(k for k in hints if k not in DAEMON_OWNED)
+            raise _bad(f"unknown training setting '{name[:40]}'; known settings: {known}")
+        if name == "weights":
+            if not isinstance(value, dict):
+                raise _bad("the setting 'weights' must be a map of loss names to numbers")
+            weight_hints = typing.get_type_hints(LossWeights)
+            for k, v in value.items():
+                if k not in weight_hints:
+                    raise _bad(f"unknown loss weight '{str(k)[:40]}'; known: {', '.join(weight_hints)}")
+                _check_value(f"weights.{k}", v, float)
+                if v < 0:
+                    raise _bad(f"loss weight '{k}' cannot be negative")
+            continue
+        _check_value(name, value, hints[name])
+        if name in RANGES and value is not None:
+            lo, hi = RANGES[name]
+            if not lo <= value <= hi:
+                raise _bad(f"the setting '{name}' must be between {lo:g} and {hi:g}, got {value}")
+    try:
+        return TrainSettings.from_dict({**d, "device": device})
+    except EngineError as e:
+        raise _bad(str(e)) from None
+    except (TypeError, ValueError) as e:
+        raise _bad(f"the settings cannot be used: {e}") from None
+
+
+def resolve_device(name: str) -> str:
+    """The device a name stands for on this machine ("cuda", "cpu", ...); EngineError if unusable."""
+    from ..engine.device import resolve_device as engine_resolve
+
+    return str(engine_resolve(name))
+
+
+class _Reporter:
+    """The engine's progress callback: throttles progress and preview events for the wire."""
+
+    def __init__(self, job: Job, emit: Callable[[tuple], None], progress_interval: float, preview_interval: float):
+        self.job, self.emit = job, emit
+        self.progress_interval, self.preview_interval = progress_interval, preview_interval
+        self.last_progress = self.last_preview = -math.inf
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        preview = None
+        if p.preview is not None and now - self.last_preview >= self.preview_interval:
+            preview = to_rgba_image(p.preview)
+            self.last_preview = now
+        if preview is None and p.step < p.total and now - self.last_progress < self.progress_interval:
+            return
+        self.last_progress = now
+        data = {
+            "stage": p.stage,
+            "step": int(p.step),
+            "total": int(p.total),
+            "eta_s": round(float(p.eta_s), 3),
+            "elapsed_s": round(float(p.elapsed_s), 3),
+            "losses": {str(k): round(float(v), 5) for k, v in p.losses.items()},
+        }
+        self.emit(("progress", self.job, data, preview))
+
+
+class Worker(threading.Thread):
+    def __init__(
+        self,
+        table: JobTable,
+        cache: DiskCache,
+        emit: Callable[[tuple], None],
+        *,
+        device: str,
+        progress_interval: float = 0.2,
+        preview_interval: float = 2.0,
+        models_in_memory: int = 1,
+    ) -> None:
+        super().__init__(name="semantic-analogy-worker", daemon=True)
+        self.table, self.cache, self.emit, self.device = table, cache, emit, device
+        self.progress_interval, self.preview_interval = progress_interval, preview_interval
+        self.models_in_memory = models_in_memory
+        self.stop_event = threading.Event()
+        self._models: OrderedDict[str, Any] = OrderedDict()
+        self._models_lock = threading.Lock()
+
+    # --- models kept in memory -------------------------------------------------------
+
+    def forget_model(self, key: str) -> None:
+        with self._models_lock:
+            self._models.pop(key, None)
+
+    def _remember(self, key: str, model: Any) -> None:
+        with self._models_lock:
+            self._models[key] = model
+            self._models.move_to_end(key)
+            while len(self._models) > self.models_in_memory:
+                self._models.popitem(last=False)
+
+    def _cached_model(self, api: Any, key: str) -> Any:
+        with self._models_lock:
+            model = self._models.get(key)
+        with self.cache.lock:
+            path = self.cache.model_path(key)
+            if model is None and path is not None:
+                model = api.load_model(path, device=self.device)
+            if path is not None:
+                self.cache.touch_model(key)
+        if model is not None:
+            self._remember(key, model)
+        return model
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            job = self.table.take_next(timeout=0.5)
+            if job is not None:
+                self._run(job)
+
+    def _run(self, job: Job) -> None:
+        from ..engine import api  # torch: imported in this thread, once, when work arrives
+
+        self.emit(("started", job))
+
+        def should_stop() -> bool:
+            return job.cancel_event.is_set() or self.stop_event.is_set()
+
+        model = None
+        try:
+            if should_stop():
+                raise api.Cancelled("stopped before it started")
+            key = api.model_key(job.image, job.labels, job.settings)
+            job.model_key = key
+            model = self._cached_model(api, key)
+            cached = model is not None
+            if model is None:
+                reporter = _Reporter(job, self.emit, self.progress_interval, self.preview_interval)
+                model = api.train(
+                    job.image, job.labels, job.settings,
+                    progress=reporter, should_stop=should_stop,
+                    workdir=self.cache.work_path(key), preview_targets=[job.targets[0]],
+                )
+                self.cache.commit_model(key, {"width": job.width, "height": job.height,
+                                              "settings": job.settings.to_dict()})
+                self._remember(key, model)
+            images = []
+            t0 = time.monotonic()
+            n = len(job.targets)
+            for i, target in enumerate(job.targets):
+                if should_stop():
+                    raise api.Cancelled(f"stopped before target {i + 1} of {n}")
+                images.append(to_rgba_image(model.apply(target)))
+                elapsed = time.monotonic() - t0
+                self.emit(("progress", job, {
+                    "stage": "apply", "step": i + 1, "total": n, "elapsed_s": round(elapsed, 3),
+                    "eta_s": round(elapsed / (i + 1) * (n - i - 1), 3), "losses": {},
+                }, None))
+            data = {"target_names": list(job.target_names), "model_key": key, "cached": cached}
+            self.cache.store_result(job.id, {**data, "width": job.width, "height": job.height},
+                                    [im.data for im in images])
+            self.emit(("finished", job, DONE, "result", data, images))
+        except api.Cancelled as e:
+            code = job.cancel_code or ("SHUTDOWN" if self.stop_event.is_set() else "CANCELLED")
+            self.emit(("finished", job, CANCELLED, "cancelled",
+                       {"code": code, "message": f"{CANCEL_MESSAGES[code]} ({e})"}, []))
+        except api.LabelError as e:
+            self.emit(("finished", job, FAILED, "error", {"code": "BAD_LABELS", "message": str(e)}, []))
+        except (api.EngineError, FloatingPointError) as e:
+            self.emit(("finished", job, FAILED, "error", {"code": "ENGINE_ERROR", "message": str(e)}, []))
+        except MemoryError as e:
+            self.emit(("finished", job, FAILED, "error", {"code": "OUT_OF_MEMORY", "message": _oom(e)}, []))
+        except Exception as e:
+            if type(e).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA)
+                self.emit(("finished", job, FAILED, "error", {"code": "OUT_OF_MEMORY", "message": _oom(e)}, []))
+            else:
+                log.exception("job %s: internal error", job.id[:8])
+                self.emit(("finished", job, FAILED, "error", {
+                    "code": "INTERNAL",
+                    "message": f"internal error in the daemon ({type(e).__name__}: {e}); the daemon log has details",
+                }, []))
+        finally:
+            model = None
+            self._free_memory()
+            self._enforce_cache_limit(job)
+
+    def _free_memory(self) -> None:
+        gc.collect()  # the trainer's graph and optimiser state go now, not at some later collection
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # freeing memory must never fail a job
+            log.debug("could not empty the CUDA cache", exc_info=True)
+
+    def _enforce_cache_limit(self, job: Job) -> None:
+        try:
+            protected = {("result", job.id)}
+            for e in self.cache.enforce_limit(protected):
+                if e.kind == "model":
+                    self.forget_model(e.name)
+        except OSError:
+            log.exception("could not trim the cache")
+
+
+def _oom(e: BaseException) -> str:
+    return f"the device ran out of memory ({str(e)[:200]}); use a smaller --size or the preview preset"
