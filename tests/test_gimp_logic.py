@@ -193,6 +193,12 @@ def test_addresses(logic):
     assert logic.normalize_address("ipc:///tmp/sa.sock") == "ipc:///tmp/sa.sock"
 
 
+def test_default_address_from_environment(logic):
+    assert logic.default_address({}) == logic.DEFAULT_ADDRESS
+    assert logic.default_address({"SEMANTIC_ANALOGY_ADDRESS": "gpu:6000"}) == "tcp://gpu:6000"
+    assert logic.default_address({"SEMANTIC_ANALOGY_ADDRESS": "http://nope"}) == logic.DEFAULT_ADDRESS
+
+
 def test_result_layer_is_named_after_target(logic):
     assert logic.result_layer_name("target labels") == "target labels (analogy)"
     assert logic.result_layer_name("  ") == "target (analogy)"

@@ -17,6 +17,7 @@ MENU_PATH = "<Image>/Filters/"
 # The daemon's default endpoint (protocol/SPEC.md); the dialog lets the user change it.
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 DEFAULT_PORT = 5555
+ADDRESS_ENV = "SEMANTIC_ANALOGY_ADDRESS"  # the same variable the command line reads
 # GIMP kills a plug-in whose progress the user cancels, so the plug-in cannot
 # send a cancel: the daemon drops the job once we have been silent this long.
 CANCEL_IF_SILENT_S = 30.0
@@ -326,6 +327,14 @@ def normalize_address(text: str) -> str:
     raise PluginError(
         f"The engine address \"{text}\" is not valid. Use tcp://HOST:PORT (for example {DEFAULT_ADDRESS})."
     )
+
+
+def default_address(env: Mapping[str, str]) -> str:
+    """The dialog's default engine address: $SEMANTIC_ANALOGY_ADDRESS when set and valid."""
+    try:
+        return normalize_address(env.get(ADDRESS_ENV, ""))
+    except PluginError:
+        return DEFAULT_ADDRESS
 
 
 def parse_job_args(values: Mapping[str, object]) -> JobArgs:

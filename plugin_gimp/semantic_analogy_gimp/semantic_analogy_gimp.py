@@ -405,7 +405,8 @@ class SemanticAnalogy(Gimp.PlugIn):
         )
         procedure.add_int_argument("seed", "S_eed", "Random seed of the training", 0, 2**31 - 1, 0, rw)
         procedure.add_string_argument(
-            "address", "Engine _address", "ZeroMQ address of the engine daemon", logic.DEFAULT_ADDRESS, rw
+            "address", "Engine _address", "ZeroMQ address of the engine daemon",
+            logic.default_address(os.environ), rw
         )
         procedure.add_layer_return_value("result-layer", "Result layer", "The new layer with the result", True, rw)
         return procedure

@@ -1,0 +1,187 @@
+"""End to end: the plug-in inside real GIMP 3.0.4 (Debian 13 chroot) against a real daemon.
+
+    sudo plugin_gimp/prepare_gimp_chroot.sh          # once: minutes, cached outside the repository
+    .venv/bin/python -m pytest -m gimp tests/test_gimp_e2e.py
+
+The daemon runs as a subprocess of the venv's Python on a free loopback port; GIMP
+runs headless in the chroot with a throw-away profile into which install.py puts
+the plug-in; plugin_gimp/gimp_e2e_driver.py drives the procedure through the PDB.
+Without a prepared chroot (or without root) the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugin_gimp"))
+import gimp_chroot  # noqa: E402
+
+pytestmark = pytest.mark.gimp
+
+EXAMPLE = REPO / "examples" / "tree"  # 250x250: small enough for a quick tiny-preset run
+FOLIAGE = (0, 249, 0)  # tree/label.png's classes: sky (0,253,255), foliage, ground (255,147,0)
+SKY = (0, 253, 255)
+EDIT = (slice(60, 120), slice(20, 70))  # a block of sky painted as foliage: "grow a tree here"
+NO_CLASS = (255, 0, 255)  # magenta: matches no class of the source labels
+STEPS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gimp_ready():
+    reason = gimp_chroot.not_ready_reason()
+    if reason:
+        pytest.skip(f"GIMP end-to-end test needs the prepared chroot: {reason}")
+
+
+@pytest.fixture(scope="module")
+def daemon(gimp_ready, tmp_path_factory):
+    """A real daemon subprocess on a free loopback port; yields (address, log path)."""
+    from semantic_analogy.protocol.client import Client
+    from semantic_analogy.protocol.errors import DaemonUnavailable
+
+    work = tmp_path_factory.mktemp("daemon")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    log_path = work / "daemon.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "semantic_analogy.daemon", "serve", "--bind", address, "--device", "cpu",
+             "--cache-dir", str(work / "cache")],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90  # importing torch takes a while on a busy 2-core machine
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the daemon exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with Client(address, timeout=2.0) as client:
+                    client.connect()
+                break
+            except DaemonUnavailable:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the daemon did not answer within 90 s:\n{log_path.read_text()[-3000:]}")
+        yield address, log_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def write_inputs(folder: Path) -> dict[str, np.ndarray]:
+    """The example as files GIMP loads: photo, labels, an edited target, a bad target, a second target."""
+    folder.mkdir()
+    labels = np.asarray(Image.open(EXAMPLE / "label.png").convert("RGBA")).copy()
+    assert (np.abs(labels[EDIT][..., :3].astype(int) - SKY).sum(-1) < 10).all(), "the edit must start as sky"
+    target = labels.copy()
+    target[EDIT + (slice(0, 3),)] = FOLIAGE
+    bad = labels.copy()
+    bad[EDIT + (slice(0, 3),)] = NO_CLASS
+    photo = np.asarray(Image.open(EXAMPLE / "img.png").convert("RGBA"))
+    for name, array in (("photo", photo), ("labels", labels), ("target", target), ("bad", bad)):
+        Image.fromarray(array).save(folder / f"{name}.png")
+    Image.open(EXAMPLE / "cond" / "1.png").save(folder / "second.png")
+    return {"photo": photo, "labels": labels, "target": target}
+
+
+def test_procedure_in_real_gimp(daemon, tmp_path):
+    from semantic_analogy.protocol.client import Client
+
+    address, daemon_log = daemon
+    with gimp_chroot.GimpSandbox(prefix="sa-gimp-e2e-") as sandbox:
+        inputs = write_inputs(sandbox.path / "data")
+        out = sandbox.path / "out"
+        out.mkdir()
+        sandbox.install_plugin()
+        data = sandbox.path / "data"
+        config = {
+            "photo": sandbox.inside(data / "photo.png"),
+            "labels": sandbox.inside(data / "labels.png"),
+            "target": sandbox.inside(data / "target.png"),
+            "bad_target": sandbox.inside(data / "bad.png"),
+            "second_target": sandbox.inside(data / "second.png"),
+            "out_dir": sandbox.inside(out),
+            "report": sandbox.inside(out / "report.json"),
+            "steps": STEPS,
+            "address": address,
+            "dead_address": f"tcp://127.0.0.1:{free_port()}",  # nothing listens there
+            "precision": "float-linear",
+        }
+        (sandbox.path / "config.json").write_text(json.dumps(config))
+        code = f"CONFIG_PATH = {sandbox.inside(sandbox.path / 'config.json')!r}\n"
+        code += (REPO / "plugin_gimp" / "gimp_e2e_driver.py").read_text()
+        done = sandbox.run_batch(code, timeout=240)
+        context = f"GIMP exit {done.returncode}; stderr:\n{done.stderr[-4000:]}\ndaemon log:\n{daemon_log.read_text()[-2000:]}"
+        assert (out / "report.json").exists(), context
+        report = json.loads((out / "report.json").read_text())
+        assert report["error"] is None, report["error"] + context
+        runs = report["runs"]
+        results = {name: (out / f"{name}.rgba").read_bytes() for name in runs if (out / f"{name}.rgba").exists()}
+
+    width, height = report["image_size"]
+    assert report["precision"] == "float-linear" and report["labels_offsets"] == [-10, -7]
+
+    # 1. Label layers found by name inside a group; a new layer of the image's size appears.
+    first = runs["analogy"]
+    assert first["status"] == "success", f"{first}\n{context}"
+    assert first["layer"]["name"] == "target labels (analogy)"
+    assert (first["layer"]["width"], first["layer"]["height"], first["layer"]["offsets"]) == (width, height, [0, 0])
+    names = [layer["name"] for layer in report["layers"]]
+    # Results go on top of the stack, the later one above the earlier one.
+    assert names[:2] == ["moved (analogy)", "target labels (analogy)"], names
+
+    # ... whose pixels follow the target layout: the photo outside the edit (beyond the
+    # engine's soft seam), something else inside it.
+    result = np.frombuffer(results["analogy"], np.uint8).reshape(height, width, 4)
+    photo = inputs["photo"]
+    edited = np.zeros((height, width), bool)
+    edited[EDIT] = True
+    mask = Image.fromarray(edited.astype(np.uint8) * 255)
+    near = np.asarray(mask.filter(ImageFilter.MaxFilter(33))) > 0  # 16 px around the edit
+    core = np.asarray(mask.filter(ImageFilter.MinFilter(9))) > 0  # 4 px inside it
+    assert (result[..., 3] == 255).all()
+    diff = np.abs(result[..., :3].astype(int) - photo[..., :3].astype(int))
+    assert diff[~near].max() <= 1, f"outside the edit the result must be the photo, max diff {diff[~near].max()}"
+    assert diff[core].mean() > 10, f"inside the edit the result must differ from the photo, mean {diff[core].mean():.1f}"
+
+    # 2. A target colour that matches no class: EXECUTION_ERROR with the engine's message.
+    bad = runs["bad_target"]
+    assert bad["status"] == "execution-error", bad
+    assert bad["message"].startswith("The engine could not make the analogy:") and "[BAD_LABELS]" in bad["message"]
+
+    # 3. No daemon at the address: EXECUTION_ERROR that says how to start one.
+    dead = runs["no_daemon"]
+    assert dead["status"] == "execution-error", dead
+    assert dead["message"].startswith("Cannot reach the Semantic Analogy engine") and "semantic-analogy serve" in dead["message"]
+
+    # 4. The visible image as source and another target: a second layer, same trained model.
+    second = runs["visible_second"]
+    assert second["status"] == "success", f"{second}\n{context}"
+    assert second["layer"]["name"] == "moved (analogy)"
+    assert (second["layer"]["width"], second["layer"]["height"]) == (width, height)
+    with Client(address, timeout=5.0) as client:
+        models = client.list_models()
+    assert len(models) == 1, f"the second run should reuse the first run's model, cache has {models}"
+
+    # The source layers are untouched.
+    assert report["unchanged"] == {"photo": True, "labels": True, "target labels": True, "odd colours": True}
