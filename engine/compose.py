@@ -3,7 +3,7 @@
 The GAN works at a few hundred pixels; the photo may be 4000 px wide. Outside the
 edited region (where the target label equals the source label) the photo's own
 pixels are kept exactly; inside, the upscaled synthesis is used, with a soft seam
-of a few source pixels around the region so the two meet without a hard edge.
+a few pixels wide along the region's inner border so the two meet without a hard edge.
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ def edited_region(source_index: np.ndarray, target_index: np.ndarray) -> np.ndar
 
 
 def seam_alpha(edited: np.ndarray, width: float) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: 1 inside the edited region, falling to 0 over `width` pixels outside it."""
+    """(H, W) float32 in [0, 1]: 0 outside the edited region, ramping up to 1 over ~`width` pixels inside it.
+
+    The ramp lies inside the region so that every pixel whose label did not change
+    keeps the source's value exactly.
+    """
     if width <= 0 or not edited.any():
         return edited.astype(np.float32)
+    # The blurred mask is ~0.5 on the region's border and 1 deep inside: rescaling
+    # [0.5, 1] -> [0, 1] gives a ramp of about `width` pixels that is 0 on the border.
     mask = Image.fromarray(edited.astype(np.uint8) * 255)
-    # Grow the region by `width` (blur + threshold is a fast dilation at any size),
-    # then ramp from 1 inside to exactly 0 at the grown border: the blurred grown mask
-    # is 0.5 on its border, so rescaling [0.5, 1] -> [0, 1] leaves no Gaussian tail
-    # changing pixels beyond the band.
-    grown = np.asarray(mask.filter(ImageFilter.GaussianBlur(width / 2))) > 8
-    soft = np.asarray(Image.fromarray(grown.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(width / 4)))
-    ramp = np.clip((soft.astype(np.float32) / 255 - 0.5) * 2, 0, 1)
-    return np.maximum(ramp, edited.astype(np.float32))
+    soft = np.asarray(mask.filter(ImageFilter.GaussianBlur(width / 2))).astype(np.float32) / 255
+    ramp = np.clip((soft - 0.5) * 2.2, 0, 1)
+    return np.where(edited, np.maximum(ramp, 1e-3), 0).astype(np.float32)
 
 def compose(
     source: np.ndarray,

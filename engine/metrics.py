@@ -5,7 +5,7 @@
 - semantic alignment: pixel accuracy and mIoU of P' against a segmentation of the
   output by a small per-pixel classifier fit on (I, P) only (not the engine's S, so the
   engine cannot grade itself);
-- PSNR outside the edited region (the untouched photo must stay untouched);
+- PSNR outside the edited region (the untouched photo must stay untouched; 100 dB = identical);
 - reconstruction PSNR, when P' == P.
 Patch distance and alignment are measured over the whole image and over the edited
 region alone (where P' != P), at an analysis size of at most 256 px.
@@ -27,6 +27,7 @@ from .source import Source, rgb, working_shape
 ANALYSIS_SIZE = 256
 PATCH = 5
 MAX_QUERIES = 4096
+PSNR_IDENTICAL = 100.0  # dB reported for identical pixels
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float | None:
@@ -35,7 +36,8 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float 
             return None
         a, b = a[mask], b[mask]
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    # Identical pixels would be +inf dB, which strict JSON cannot carry: report the cap.
+    return PSNR_IDENTICAL if mse == 0 else min(PSNR_IDENTICAL, 10 * math.log10(255.0**2 / mse))
 
 
 def _patches(image: np.ndarray) -> torch.Tensor:
@@ -136,7 +138,7 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
     pred = segment(classifier, out_img)
 
     def rounded(v: float | None) -> float | None:
-        return None if v is None else (v if math.isinf(v) else round(v, 4))
+        return None if v is None else round(v, 4)
 
     result = {
         "edited_fraction": round(float(edited_full.mean()), 4),
