@@ -1,0 +1,125 @@
+"""Quality and time on every bundled example target, against two trivial baselines.
+
+    .venv/bin/python scripts/benchmark_quality.py [--preset preview] [--size 128] [--examples zebra tree face]
+        [--out out/benchmark] [--sheet docs/contact_sheet.png]
+
+Trains one model per example (timed), applies it to every cond/*.png target except
+rec.png and mask_*.png (timed), and evaluates the result with `semantic-analogy eval`'s
+measures next to two trivial outputs: the source unchanged, and the edited region
+filled with each class's mean colour. Reconstruction PSNR is measured on G's raw
+output for P' = P at the working size. Prints markdown tables for BENCHMARKS.md and
+writes a contact sheet (source, labels, target, result) of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def targets_of(folder: Path) -> list[Path]:
+    return sorted(p for p in (folder / "cond").glob("*.png") if p.stem != "rec" and not p.stem.startswith("mask"))
+
+
+def fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="preview")
+    ap.add_argument("--size", type=int)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--examples", nargs="+", default=["zebra", "tree", "face"])
+    ap.add_argument("--out", default=str(ROOT / "out" / "benchmark"))
+    ap.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet.png"))
+    args = ap.parse_args()
+
+    from semantic_analogy.engine.imageio import load_image, load_label_map, save_image
+    from semantic_analogy.engine.metrics import evaluate, mean_colour_baseline, psnr
+    from semantic_analogy.engine.presets import TrainSettings
+    from semantic_analogy.engine.trainer import train
+
+    settings = TrainSettings(preset=args.preset, size=args.size, steps=args.steps, device=args.device, preview_every=0)
+    out_dir = Path(args.out)
+    rows, sheet_rows, train_rows = [], [], []
+    for name in args.examples:
+        folder = ROOT / "examples" / name
+        image, labels = load_image(folder / "img.png"), load_label_map(folder / "label.png")
+        t0 = time.perf_counter()
+        model = train(image, labels, settings)
+        train_s = time.perf_counter() - t0
+        rec = model.synthesize(model.source.index)
+        rec_psnr = psnr(model.source.work_image(), rec)
+        train_rows.append((name, f"{model.source.work_size[0]}x{model.source.work_size[1]}", train_s, rec_psnr, str(model.device)))
+        print(f"{name}: trained in {train_s:.0f} s, reconstruction PSNR {rec_psnr:.2f} dB", file=sys.stderr)
+        for tpath in targets_of(folder):
+            target = load_label_map(tpath)
+            t0 = time.perf_counter()
+            result = model.apply(target)
+            apply_s = time.perf_counter() - t0
+            save_image(out_dir / f"{name}_{tpath.stem}.png", result)
+            for method, output in (
+                ("engine", result),
+                ("source unchanged", image),
+                ("class mean colour", mean_colour_baseline(image, labels, target)),
+            ):
+                m = evaluate(image, labels, target, output)
+                rows.append({"example": f"{name}/{tpath.stem}", "method": method, "apply_s": apply_s if method == "engine" else None, **m})
+            sheet_rows.append((image, labels, target, result, f"{name}/{tpath.stem}"))
+            print(json.dumps(rows[-3]), file=sys.stderr)
+
+    print(f"preset {args.preset}, size {settings.working_size}, {settings.total_steps} iterations\n")
+    print("| example | working size | device | training time | reconstruction PSNR (G, P' = P) |")
+    print("|---|---|---|---|---|")
+    for name, ws, s, r, dev in train_rows:
+        print(f"| {name} | {ws} | {dev} | {s:.0f} s | {r:.2f} dB |")
+    print("\n| target | output | patch dist. edited ↓ | patch dist. all ↓ | align. acc. edited ↑ | mIoU edited ↑ | mIoU all ↑ | PSNR outside ↑ | apply time |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ae, aa = r["alignment"]["edited"] or {}, r["alignment"]["all"] or {}
+        apply = "" if r["apply_s"] is None else f"{r['apply_s']:.2f} s"
+        print(f"| {r['example']} | {r['method']} | {fmt(r['patch_distance']['edited'])} | {fmt(r['patch_distance']['all'])} | "
+              f"{fmt(ae.get('pixel_accuracy'))} | {fmt(ae.get('miou'))} | {fmt(aa.get('miou'))} | {fmt(r['psnr_outside'])} | "
+              f"{apply} |")
+    # Means over targets, per method.
+    print("\n| output (mean over all targets) | patch dist. edited ↓ | align. acc. edited ↑ | mIoU edited ↑ |")
+    print("|---|---|---|---|")
+    for method in ("engine", "source unchanged", "class mean colour"):
+        sel = [r for r in rows if r["method"] == method]
+        pd = np.mean([r["patch_distance"]["edited"] for r in sel if r["patch_distance"]["edited"] is not None])
+        acc = np.mean([r["alignment"]["edited"]["pixel_accuracy"] for r in sel if r["alignment"]["edited"]])
+        miou = np.mean([r["alignment"]["edited"]["miou"] for r in sel if r["alignment"]["edited"]])
+        print(f"| {method} | {pd:.3f} | {acc:.3f} | {miou:.3f} |")
+    if args.sheet:
+        contact_sheet(sheet_rows, Path(args.sheet))
+        print(f"\ncontact sheet: {args.sheet}", file=sys.stderr)
+
+
+def contact_sheet(rows, path: Path, cell: int = 160) -> None:
+    """One row per run: source, labels, target, result."""
+    header = 18
+    sheet = Image.new("RGB", (cell * 4, (cell + header) * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, labels, target, result, title) in enumerate(rows):
+        y = i * (cell + header)
+        draw.text((4, y + 3), f"{title}:  source | labels | target | result", fill="black")
+        for j, arr in enumerate((image, labels[..., :3], target[..., :3], result)):
+            im = Image.fromarray(np.ascontiguousarray(arr))
+            im.thumbnail((cell, cell))
+            sheet.paste(im, (j * cell + (cell - im.width) // 2, y + header + (cell - im.height) // 2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+if __name__ == "__main__":
+    main()
