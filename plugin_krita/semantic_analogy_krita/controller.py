@@ -49,6 +49,7 @@ class Controller(QObject):
         self._job_id: Optional[str] = None
         self._job: Optional[dict] = None  # what the result needs: doc, region, names, above
         self._cancel_requested = False
+        self._pending: Optional[tuple] = None  # (Request, address) waiting for a connect under way
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
@@ -94,14 +95,29 @@ class Controller(QObject):
         return client, info
 
     def _connected(self, value, error) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[1] != self._address:
+            # The job was started for another address than this connect's: go there instead.
+            if error is None:
+                value[0].close()
+            self._address = pending[1]
+            self.progressChanged.emit(-1, f"Connecting to {self._address}…")
+            self._start(lambda: self._submit_blocking(pending[0]), self._submitted)
+            return
         if error is not None:
-            short, details = self._describe(error)
             self.connectionChanged.emit(False, "Not connected")
-            self.failed.emit(short, details)
+            if pending is not None:  # the job that waited for this connection fails with it
+                self._end_job()
+                self._fail(error)
+            else:
+                self.failed.emit(*self._describe(error))
             return
         self._client, self._info = value
         log.info("connected to %s: %s", self._address, self._info)
         self.connectionChanged.emit(True, connection_text(self._info))
+        if pending is not None:
+            self.progressChanged.emit(-1, "Sending layers to the engine…")
+            self._start(lambda: self._submit_blocking(pending[0]), self._submitted)
 
     def _drop_client(self) -> None:
         if self._client is not None:
@@ -116,12 +132,17 @@ class Controller(QObject):
     def run(self, doc, sel: L.Selection, settings: DocSettings, mode: str, address: str = "") -> bool:
         """Read the layers and submit one job (connecting to `address` first when not
         connected). False, with `failed` emitted, if it cannot start."""
-        if self.busy:
+        connecting = self._future is not None and self._job is None
+        if self.busy and not connecting:
             self.failed.emit("A job is already running; wait for it or press Cancel.", "")
             return False
         try:
-            if self._client is None:
-                self._address = normalize_address(address or self._address)
+            wanted = normalize_address(address or self._address)
+            if self._client is not None and wanted != self._address:
+                self._drop_client()  # the user typed another address: the job goes there
+                self.connectionChanged.emit(False, "Not connected")
+            if not connecting:
+                self._address = wanted
             request, placement = self._read_request(doc, sel, settings, mode)
         except Exception as e:  # shown in the docker, never as Krita's traceback dialog
             self._fail(e)
@@ -129,6 +150,10 @@ class Controller(QObject):
         self._job = placement
         self._cancel_requested = False
         self.busyChanged.emit(True)
+        if connecting:  # a (re)connect is under way: submit when it is done
+            self._pending = (request, wanted)
+            self.progressChanged.emit(-1, f"Connecting to {self._address}…")
+            return True
         self.progressChanged.emit(-1, "Sending layers to the engine…" if self.connected
                                   else f"Connecting to {self._address}…")
         self._start(lambda: self._submit_blocking(request), self._submitted)

@@ -14,7 +14,7 @@ from . import layers as L
 from . import palette
 from .deps import MissingDependency, load_protocol
 from .qt_compat import (
-    ALIGN_CENTER, KEEP_ASPECT, SMOOTH, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox,
+    ALIGN_CENTER, KEEP_ASPECT, SMOOTH, QApplication, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox,
     QGuiApplication, QHBoxLayout, QLabel, QLineEdit, QPixmap, QPlainTextEdit, QProgressBar, QPushButton,
     QScrollArea, QSpinBox, QTimer, QToolButton, QVBoxLayout, QWidget,
 )
@@ -70,6 +70,8 @@ class SemanticAnalogyDocker(DockWidget):
             c.resultAdded.connect(self._on_result)
             c.failed.connect(self.show_error)
             c.finished.connect(self._on_finished)
+            # close the socket and stop the worker before Krita tears Qt down
+            QApplication.instance().aboutToQuit.connect(c.shutdown)
         self._live_timer = QTimer(self)
         self._live_timer.setInterval(LIVE_CHECK_MS)
         self._live_timer.timeout.connect(self._live_check)
@@ -142,8 +144,15 @@ class SemanticAnalogyDocker(DockWidget):
         self.size.setSuffix(" px")
         self.size.setToolTip("Working size: the longest side the engine trains at")
         self.size.valueChanged.connect(self._remember)
+        self.steps = QSpinBox(opts)
+        self.steps.setRange(0, 100_000)
+        self.steps.setSingleStep(100)
+        self.steps.setSpecialValueText("Auto (preset)")
+        self.steps.setToolTip("Training iterations: more is slower and usually better")
+        self.steps.valueChanged.connect(self._remember)
         f2.addRow("Preset", self.preset)
         f2.addRow("Working size", self.size)
+        f2.addRow("Training steps", self.steps)
         root.addWidget(opts)
 
         run = QHBoxLayout()
@@ -253,6 +262,7 @@ class SemanticAnalogyDocker(DockWidget):
             i = self.preset.findData(ds.preset)
             self.preset.setCurrentIndex(max(i, 0))
             self.size.setValue(ds.size)
+            self.steps.setValue(ds.steps)
             self.live.setChecked(ds.live)
         finally:
             self._filling = False
@@ -279,6 +289,7 @@ class SemanticAnalogyDocker(DockWidget):
             target=self._ref(self.target) if self.target.currentData() else None,
             preset=self.preset.currentData() or "preview",
             size=int(self.size.value()),
+            steps=int(self.steps.value()),
             live=self.live.isChecked(),
         )
         self._save()
@@ -347,7 +358,7 @@ class SemanticAnalogyDocker(DockWidget):
             self.show_error("Open or create a document first.", "")
             return False
         ds = replace(self.store.for_document(self._doc_key), preset=self.preset.currentData() or "preview",
-                     size=int(self.size.value()))
+                     size=int(self.size.value()), steps=int(self.steps.value()))
         self._live_key = self._target_key(doc)
         started = self.controller.run(doc, self.selection(), ds, mode, address=self.address.text())
         if started:
@@ -423,6 +434,7 @@ class SemanticAnalogyDocker(DockWidget):
         if not ok:
             self.progress.setRange(0, 100)
             self.progress.setValue(0)
+            self.progress_text.setText("Stopped: see the message below.")
 
     # ------------------------------------------------------------------ messages
     def show_error(self, short: str, details: str) -> None:

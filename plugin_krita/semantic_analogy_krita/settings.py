@@ -33,6 +33,7 @@ PRESETS: tuple[tuple[str, str], ...] = (
 )
 PRESET_NAMES = tuple(p for p, _ in PRESETS)
 MIN_SIZE, MAX_SIZE = 32, 4096
+MAX_STEPS = 100_000
 MAX_DOCUMENTS = 200  # oldest per-document entries are dropped past this
 
 
@@ -85,6 +86,7 @@ class DocSettings:
     target: Optional[LayerRef] = None
     preset: str = "preview"
     size: int = 0  # working size in px; 0 = the preset's own
+    steps: int = 0  # training iterations; 0 = the preset's own
     seed: int = 0
     live: bool = False
 
@@ -95,6 +97,8 @@ class DocSettings:
             raise SettingsError(
                 f"Working size {self.size} px is outside {MIN_SIZE}–{MAX_SIZE} px; 0 (Auto) uses the preset's size."
             )
+        if self.steps < 0 or self.steps > MAX_STEPS:
+            raise SettingsError(f"Training steps {self.steps} is outside 1–{MAX_STEPS}; 0 (Auto) uses the preset's.")
         return self
 
     def train_settings(self, overrides: Optional[Mapping[str, object]] = None) -> dict:
@@ -107,6 +111,8 @@ class DocSettings:
         out: dict = {"preset": self.preset, "seed": int(self.seed)}
         if self.size:
             out["size"] = int(self.size)
+        if self.steps:
+            out["steps"] = int(self.steps)
         if overrides:
             out.update(overrides)
         return out
@@ -118,6 +124,7 @@ class DocSettings:
             "target": self.target.to_dict() if self.target else None,
             "preset": self.preset,
             "size": self.size,
+            "steps": self.steps,
             "seed": self.seed,
             "live": self.live,
         }
@@ -130,6 +137,7 @@ class DocSettings:
         preset = d.get("preset") if d.get("preset") in PRESET_NAMES else cls.preset
         size = d.get("size") if isinstance(d.get("size"), int) and (
             d["size"] == 0 or MIN_SIZE <= d["size"] <= MAX_SIZE) else 0
+        steps = d.get("steps") if isinstance(d.get("steps"), int) and 0 <= d["steps"] <= MAX_STEPS else 0
         seed = d.get("seed") if isinstance(d.get("seed"), int) else 0
         return cls(
             source=LayerRef.from_dict(d.get("source")),
@@ -137,6 +145,7 @@ class DocSettings:
             target=LayerRef.from_dict(d.get("target")),
             preset=preset,
             size=size,
+            steps=steps,
             seed=seed,
             live=bool(d.get("live", False)),
         )

@@ -1,0 +1,231 @@
+"""End-to-end driver for the Semantic Analogy docker, run inside real Krita.
+
+Installed next to the real plugin in a throw-away Krita profile by
+tests/test_krita_e2e.py. When the main window exists it reads the JSON config
+named by $SA_KRITA_DRIVER_CONFIG, builds a document from PNG files, presses the
+docker's own buttons (Train, then Apply with a second target), saves the result
+layers' pixels and screenshots, writes result.json and quits Krita.
+
+Krita exits 0 whatever happens inside and opens a modal dialog on an uncaught
+exception, so every step is wrapped and the outcome goes to result.json.
+"""
+
+import json
+import os
+import time
+import traceback
+
+from krita import Extension, Krita
+
+try:
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtGui import QImage
+    from PyQt6.QtWidgets import QApplication
+except ImportError:
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtGui import QImage
+    from PyQt5.QtWidgets import QApplication
+
+ARGB32 = QImage.Format.Format_ARGB32  # on little-endian machines the bytes are B,G,R,A = Krita's order
+
+
+def load_bgra(path):
+    img = QImage(path).convertToFormat(ARGB32)
+    w, h = img.width(), img.height()
+    ptr = img.constBits()
+    ptr.setsize(img.sizeInBytes())
+    raw = bytes(ptr.asstring(img.sizeInBytes()))
+    stride = img.bytesPerLine()
+    return w, h, b"".join(raw[y * stride: y * stride + w * 4] for y in range(h))
+
+
+def save_bgra(path, data, w, h):
+    QImage(data, w, h, w * 4, ARGB32).copy().save(path)
+
+
+class Driver:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.out = cfg["out_dir"]
+        self.result = {"ok": False, "steps": []}
+        self.t0 = time.time()
+        self.done = False
+
+    def log(self, msg):
+        self.result["steps"].append(f"{time.time() - self.t0:6.1f}s {msg}")
+        self.write()
+
+    def write(self):
+        with open(os.path.join(self.out, "result.json"), "w") as f:
+            json.dump(self.result, f, indent=1)
+
+    def guard(self, fn, *args):
+        try:
+            fn(*args)
+        except Exception:
+            self.result["error"] = traceback.format_exc()
+            self.finish()
+
+    # ------------------------------------------------------------------ scenario
+    def start(self):
+        cfg = self.cfg
+        app = Krita.instance()
+        window = app.activeWindow()
+        w, h, photo = load_bgra(cfg["image"])
+        self.size = (w, h)
+        doc = app.createDocument(w, h, "sa-e2e", "RGBA", "U8", "", 72.0)
+        window.addView(doc)
+        self.doc = doc
+        root = doc.rootNode()
+        # As when a PNG is opened: the photo is the "Background" layer.
+        background = doc.topLevelNodes()[0]
+        background.setPixelData(photo, 0, 0, w, h)
+        background.setName("Photo")
+        for name, path in (("Labels", cfg["labels"]), ("Target 1", cfg["target"])):
+            lw, lh, data = load_bgra(path)
+            assert (lw, lh) == (w, h), f"{path} is {lw}x{lh}, expected {w}x{h}"
+            node = doc.createNode(name, "paintlayer")
+            root.addChildNode(node, None)
+            node.setPixelData(data, 0, 0, w, h)
+        doc.refreshProjection()
+        self.log(f"document {w}x{h} with Photo, Labels, Target 1")
+
+        docker = next((d for d in app.dockers() if d.objectName() == "semantic_analogy_docker"), None)
+        if docker is None:
+            raise RuntimeError("the Semantic Analogy docker is not registered: "
+                               + ", ".join(d.objectName() for d in app.dockers()))
+        docker.show()
+        docker.raise_()
+        self.docker = docker
+        if docker.controller is None:
+            raise RuntimeError("docker has no controller: " + docker.error.text())
+        docker.refresh_layers()
+        self.result["default_selection"] = {
+            "source": docker.source.currentText(), "labels": docker.labels.currentText(),
+            "target": docker.target.currentText()}
+        docker.address.setText(cfg["address"])
+        docker.preset.setCurrentIndex(docker.preset.findData(cfg["preset"]))
+        docker.steps.setValue(cfg["steps"])
+        self._slot = lambda ok: self.guard(self.after_train, ok)
+        docker.controller.finished.connect(self._slot)
+        self.t_train = time.time()
+        if not docker.start("train"):
+            raise RuntimeError("Train did not start: " + docker.error.text())
+        self.log("pressed Train")
+
+    def result_layers(self):
+        w, h = self.size
+        out = []
+        for node in self.doc.topLevelNodes():
+            if node.name().endswith("→ analogy") or "→ analogy (" in node.name():
+                b = node.bounds()
+                out.append({"name": node.name(), "bounds": [b.x(), b.y(), b.width(), b.height()],
+                            "depth": node.colorDepth(), "model": node.colorModel()})
+        return out
+
+    def after_train(self, ok):
+        d = self.docker
+        d.controller.finished.disconnect(self._slot)
+        self.result["train"] = {"ok": ok, "seconds": round(time.time() - self.t_train, 2),
+                                "message": d.error.text(), "details": d.details.toPlainText(),
+                                "progress": d.progress_text.text(), "connection": d.state.text()}
+        self.log(f"Train finished ok={ok}: {d.error.text()}")
+        if not ok:
+            self.finish()
+            return
+        self.save_layer("Target 1 → analogy", "result_train.png")
+        self.screenshot("docker_after_train.png")
+        if not self.cfg.get("target2"):
+            self.finish(True)
+            return
+        # Apply with a second, differently edited target: the daemon reuses the model.
+        w, h = self.size
+        _, _, data = load_bgra(self.cfg["target2"])
+        node = self.doc.createNode("Target 2", "paintlayer")
+        self.doc.rootNode().addChildNode(node, None)
+        node.setPixelData(data, 0, 0, w, h)
+        d.refresh_layers()
+        d.target.setCurrentIndex(d.target.findData(node.uniqueId().toString()))
+        d.controller.finished.connect(lambda ok: self.guard(self.after_apply, ok))
+        self.t_apply = time.time()
+        if not d.start("apply"):
+            raise RuntimeError("Apply did not start: " + d.error.text())
+        self.log("pressed Apply with Target 2")
+
+    def after_apply(self, ok):
+        d = self.docker
+        self.result["apply"] = {"ok": ok, "seconds": round(time.time() - self.t_apply, 2),
+                                "message": d.error.text(), "details": d.details.toPlainText()}
+        self.log(f"Apply finished ok={ok}")
+        if ok:
+            self.save_layer("Target 2 → analogy", "result_apply.png")
+        self.screenshot("docker.png")
+        self.finish(ok)
+
+    def save_layer(self, name, file):
+        w, h = self.size
+        node = self.doc.nodeByName(name)
+        if node is None:
+            raise RuntimeError(f"no layer named {name!r}; layers: "
+                               + ", ".join(n.name() for n in self.doc.topLevelNodes()))
+        save_bgra(os.path.join(self.out, file), bytes(node.pixelData(0, 0, w, h)), w, h)
+        # the source layers must be untouched
+        photo = self.doc.nodeByName("Photo")
+        save_bgra(os.path.join(self.out, "photo_after.png"), bytes(photo.pixelData(0, 0, w, h)), w, h)
+
+    def screenshot(self, file):
+        QApplication.processEvents()
+        self.docker.grab().save(os.path.join(self.out, file))
+        win = Krita.instance().activeWindow().qwindow()
+        win.grab().save(os.path.join(self.out, "window_" + file))
+
+    def finish(self, ok=False):
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.result["layers"] = [n.name() for n in self.doc.topLevelNodes()] if hasattr(self, "doc") else []
+            self.result["result_layers"] = self.result_layers() if hasattr(self, "doc") else []
+        except Exception:
+            self.result["layers_error"] = traceback.format_exc()
+        self.result["ok"] = ok and "error" not in self.result
+        self.log("quitting")
+        app = Krita.instance()
+        app.setBatchmode(True)
+        for doc in app.documents():
+            doc.setModified(False)
+        QTimer.singleShot(100, self.quit)
+        # If quitting hangs (seen when a document is still loading), leave anyway:
+        # result.json is complete at this point.
+        QTimer.singleShot(20000, lambda: os._exit(3))
+
+
+    def quit(self):
+        self.log("file_quit")
+        Krita.instance().action("file_quit").trigger()
+
+
+class DriverExtension(Extension):
+    def __init__(self, parent):
+        super().__init__(parent)
+        self.driver = None
+
+    def setup(self):
+        pass
+
+    def createActions(self, window):  # noqa: N802 (Krita's name)
+        path = os.environ.get("SA_KRITA_DRIVER_CONFIG")
+        if not path or self.driver is not None:
+            return
+        with open(path) as f:
+            cfg = json.load(f)
+        self.driver = Driver(cfg)
+        QTimer.singleShot(int(cfg.get("start_delay_ms", 1500)), lambda: self.driver.guard(self.driver.start))
+        QTimer.singleShot(int(cfg["timeout_s"] * 1000), lambda: self.driver.guard(self.timeout))
+
+    def timeout(self):
+        self.driver.result["error"] = f"timed out after {self.driver.cfg['timeout_s']} s"
+        self.driver.finish()
+
+
+Krita.instance().addExtension(DriverExtension(Krita.instance()))

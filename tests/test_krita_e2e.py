@@ -1,0 +1,118 @@
+"""End to end in real Krita: the docker's Train and Apply buttons against a real daemon.
+
+Runs Krita 5 (Debian's package) under Xvfb in a throw-away profile with the plugin
+laid out as build_zip.py makes it plus a driver plugin (plugin_krita/krita_tests),
+and a real `python -m semantic_analogy.daemon serve` on a free loopback port.
+Skipped, with the reason printed, where Krita or Xvfb is not installed.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugin_krita" / "krita_tests"))
+
+import run_krita  # noqa: E402
+
+pytestmark = pytest.mark.krita
+EXAMPLE = ROOT / "examples" / "zebra"
+SCALE = 2  # 572x380 -> 286x190 keeps Krita and the CPU engine quick
+
+
+@pytest.fixture(scope="module")
+def krita_available():
+    missing = run_krita.missing_prerequisites()
+    if missing:
+        pytest.skip("real Krita is needed for this test; missing: " + "; ".join(missing))
+
+
+def downscale(src: Path, dst: Path, labels: bool) -> None:
+    im = Image.open(src).convert("RGBA")
+    im = im.resize((im.width // SCALE, im.height // SCALE), Image.NEAREST if labels else Image.LANCZOS)
+    im.save(dst)
+
+
+def class_map(path: Path, palette: np.ndarray) -> np.ndarray:
+    """Index of the nearest label colour: targets use slightly other shades (SOURCES.md)."""
+    x = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    return ((x[:, :, None, :] - palette[None, None]) ** 2).sum(-1).argmin(-1)
+
+
+def dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    for axis in (0, 1):
+        acc = out.copy()
+        for s in range(1, r + 1):
+            acc |= np.roll(out, s, axis) | np.roll(out, -s, axis)
+        out = acc
+    return out
+
+
+def rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def check_follows_target(result: Path, image: Path, labels: Path, target: Path) -> None:
+    lab = np.asarray(Image.open(labels).convert("RGB")).reshape(-1, 3)
+    colours, counts = np.unique(lab, axis=0, return_counts=True)
+    palette = colours[counts > 0.01 * len(lab)]
+    changed = class_map(labels, palette) != class_map(target, palette)
+    assert 0.02 < changed.mean() < 0.9, "the example target should move a real part of the picture"
+    out, src = rgb(result), rgb(image)
+    # Inside the edited region (less its anti-aliased rim, which the engine may decode
+    # to either class) the photo is re-synthesised: most pixels change (a synthesis made
+    # of the photo's own patches may copy some exactly) ...
+    inside = changed & ~dilate(~changed, 2)
+    assert inside.sum() > 0.01 * inside.size
+    assert np.abs(out - src)[inside].mean() > 10
+    assert (out != src).any(-1)[inside].mean() > 0.5
+    # ... and away from it (past the engine's soft seam) it is the photo, pixel for pixel.
+    far = ~dilate(changed, max(16, out.shape[1] // 20))
+    assert far.sum() > 0.1 * far.size
+    assert (out == src).all(-1)[far].all()
+
+
+def test_train_then_apply_in_real_krita(krita_available, tmp_path):
+    files = {}
+    for key, name, is_label in (("image", "img.png", False), ("labels", "label.png", True),
+                                ("target", "cond/1.png", True), ("target2", "cond/2.png", True)):
+        files[key] = tmp_path / f"{key}.png"
+        downscale(EXAMPLE / name, files[key], is_label)
+
+    daemon_log = tmp_path / "daemon.log"
+    with run_krita.engine_daemon(tmp_path / "cache", daemon_log) as address:
+        config = {k: str(v) for k, v in files.items()}
+        config.update(address=address, preset="tiny", steps=4, timeout_s=100)
+        result, krita_log = run_krita.run(config, tmp_path / "krita", timeout=130)
+    out = tmp_path / "krita" / "out"
+    report = json.dumps(result, indent=1)[-3000:] + "\n--- krita log tail ---\n" + krita_log[-1500:] \
+        + "\n--- daemon log ---\n" + daemon_log.read_text()[-1500:]
+    assert result, "the driver wrote no result.json (plugin not loaded?)\n" + report
+    assert result.get("ok"), report
+
+    # The docker chose the layers by itself, by the usual names.
+    assert result["default_selection"] == {"source": "Photo", "labels": "Labels", "target": "Target 1"}, report
+    # Result layers: one per run, named after the target, the document's size, at its origin.
+    w, h = Image.open(files["image"]).size
+    layers = {r["name"]: r for r in result["result_layers"]}
+    assert set(layers) == {"Target 1 → analogy", "Target 2 → analogy"}, report
+    for r in layers.values():
+        assert r["bounds"] == [0, 0, w, h] and (r["model"], r["depth"]) == ("RGBA", "U8")
+    # Placed above the source photo; the source layers are untouched.
+    assert result["layers"][0] == "Photo" and result["layers"][1].endswith("→ analogy"), result["layers"]
+    assert (rgb(out / "photo_after.png") == rgb(files["image"])).all()
+
+    check_follows_target(out / "result_train.png", files["image"], files["labels"], files["target"])
+    check_follows_target(out / "result_apply.png", files["image"], files["labels"], files["target2"])
+    assert not np.array_equal(rgb(out / "result_train.png"), rgb(out / "result_apply.png"))
+
+    # Apply re-used the trained model instead of training again.
+    log = daemon_log.read_text()
+    assert log.count("cached model") >= 1 and log.count("trained model") == 1, log[-2000:]
+    assert result["apply"]["seconds"] < result["train"]["seconds"], report
+    assert "CPU" in result["train"]["connection"], report
