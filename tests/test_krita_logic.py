@@ -134,14 +134,15 @@ def test_per_document_settings_round_trip(tmp_path):
     store = SettingsStore.load(path)
     key = document_key("/art/zebra.kra", "zebra")
     store.address = "tcp://127.0.0.1:6001"
-    store.set_document(key, DocSettings(L.LayerRef("p", "Photo"), L.LayerRef("l", "Labels"), None, "best", 384, 3))
+    store.set_document(key, DocSettings(source=L.LayerRef("p", "Photo"), labels=L.LayerRef("l", "Labels"),
+                                        preset="best", size=384, steps=900, seed=3))
     store.set_document(document_key("", "Untitled"), DocSettings(preset="tiny"))
     store.save()
     again = SettingsStore.load(path)
     assert again.address == "tcp://127.0.0.1:6001"
     ds = again.for_document(key)
-    assert (ds.source, ds.labels, ds.target, ds.preset, ds.size, ds.seed) == \
-        (L.LayerRef("p", "Photo"), L.LayerRef("l", "Labels"), None, "best", 384, 3)
+    assert (ds.source, ds.labels, ds.target, ds.preset, ds.size, ds.steps, ds.seed) == \
+        (L.LayerRef("p", "Photo"), L.LayerRef("l", "Labels"), None, "best", 384, 900, 3)
     assert again.for_document("unsaved:Untitled").preset == "tiny"
     assert again.for_document("/never/seen.kra") == DocSettings()
 
@@ -170,8 +171,10 @@ def test_old_documents_are_forgotten_past_the_limit(tmp_path, monkeypatch):
 
 def test_train_settings_dict_and_validation():
     assert DocSettings(preset="tiny").train_settings({"steps": 4}) == {"preset": "tiny", "seed": 0, "steps": 4}
-    assert DocSettings(preset="standard", size=320, seed=2).train_settings() == \
-        {"preset": "standard", "seed": 2, "size": 320}
+    assert DocSettings(preset="standard", size=320, steps=50, seed=2).train_settings() == \
+        {"preset": "standard", "seed": 2, "size": 320, "steps": 50}
+    with pytest.raises(SettingsError, match="Training steps"):
+        DocSettings(steps=-1).train_settings()
     with pytest.raises(SettingsError, match="outside 32"):
         DocSettings(size=16).train_settings()
     with pytest.raises(SettingsError, match="Unknown quality preset"):
