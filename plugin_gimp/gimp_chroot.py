@@ -57,6 +57,21 @@ def kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def plug_in_pids(marker: str) -> list[int]:
+    """Ids of running processes whose command line contains `marker` (a sandbox path)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
 class GimpSandbox:
     """A temporary folder inside the chroot with a fresh GIMP profile holding the installed plug-in."""
 
@@ -94,25 +109,42 @@ class GimpSandbox:
         base.update(env or {})
         return ["chroot", str(self.root), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in base.items()), *program]
 
+    def start_batch(
+        self, code: str, *, gui: bool = False, env: Optional[Mapping[str, str]] = None
+    ) -> subprocess.Popen:
+        """Start GIMP running Python code (python-fu-eval, fed on stdin), then quitting.
+
+        GIMP runs in its own process group (kill_group() ends it with its plug-ins);
+        its output goes to files so that a long run can never block on a full pipe.
+        """
+        batch = self.path / "batch.py"
+        batch.write_text(code)
+        with open(batch) as stdin, open(self.path / "gimp.out", "w") as stdout, \
+                open(self.path / "gimp.err", "w") as stderr:
+            return subprocess.Popen(self.command(gimp_program(gui, "-"), env), stdin=stdin, stdout=stdout,
+                                    stderr=stderr, cwd="/", start_new_session=True)
+
+    def finish(self, proc: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
+        """Wait for a started batch; kill its whole group and raise TimeoutExpired after `timeout` s."""
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            proc.wait()
+            raise subprocess.TimeoutExpired(proc.args, timeout, *self._output()) from None
+        return subprocess.CompletedProcess(proc.args, proc.returncode, *self._output())
+
+    def _output(self) -> tuple[str, str]:
+        return tuple(  # type: ignore[return-value]
+            (self.path / name).read_text(errors="replace") if (self.path / name).exists() else ""
+            for name in ("gimp.out", "gimp.err")
+        )
+
     def run_batch(
         self, code: str, *, timeout: float, gui: bool = False, env: Optional[Mapping[str, str]] = None
     ) -> subprocess.CompletedProcess:
-        """Run Python code inside GIMP (python-fu-eval), then quit. The code arrives on stdin.
-
-        On timeout the whole process group goes (GIMP and its plug-in processes), then
-        TimeoutExpired is raised as by subprocess.run.
-        """
-        program = gimp_program(gui, "-")
-        cmd = self.command(program, env)
-        with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd="/", start_new_session=True) as proc:
-            try:
-                out, err = proc.communicate(code, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                kill_group(proc)
-                out, err = proc.communicate()
-                raise subprocess.TimeoutExpired(cmd, timeout, out, err) from None
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        """start_batch() and finish(): GIMP's exit status and output."""
+        return self.finish(self.start_batch(code, gui=gui, env=env), timeout)
 
     def popen_batch(self, code: str, *, gui: bool, env: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
         """Like run_batch but in the background (for a dialog that waits for a click)."""

@@ -3,7 +3,8 @@
 The test prepends CONFIG_PATH = "..." (a JSON file in the sandbox) to this code. The
 driver builds an image the way a painter would (photo, label layers inside a group,
 one of them larger than the canvas so it has negative offsets), calls the real
-procedure through the PDB non-interactively several times, and writes what happened
+procedure through the PDB non-interactively several times (last a long job whose
+plug-in process the test kills mid-training), and writes what happened
 (statuses, messages, layers, result pixels) to report.json for the test to check.
 Errors are caught and reported: GIMP's batch exit code alone says too little.
 """
@@ -116,6 +117,12 @@ try:
 
     REPORT["unchanged"] = {name: digest(layer) == before[name] for name, layer in watched.items()}
     REPORT["layers"] = all_layers(image)
+
+    if CFG.get("abandon_steps"):
+        # A long job whose plug-in the test kills, as GIMP does when the user cancels
+        # the progress bar: the daemon must drop the job by itself.
+        open(CFG["out_dir"] + "/abandon.started", "w").close()
+        call("abandoned", image, [photo], **{**common, "steps": CFG["abandon_steps"]})
 except Exception:
     REPORT["error"] = traceback.format_exc()
 finally:

@@ -5,7 +5,9 @@
 
 The daemon runs as a subprocess of the venv's Python on a free loopback port; GIMP
 runs headless in the chroot with a throw-away profile into which install.py puts
-the plug-in; plugin_gimp/gimp_e2e_driver.py drives the procedure through the PDB.
+the plug-in; plugin_gimp/gimp_e2e_driver.py drives the procedure through the PDB,
+and the test kills the plug-in during a last, long job the way GIMP does when the
+user cancels its progress, then checks that the daemon stops that job by itself.
 Without a prepared chroot (or without root) the test is skipped with the reason.
 """
 
@@ -36,6 +38,7 @@ SKY = (0, 253, 255)
 EDIT = (slice(60, 120), slice(20, 70))  # a block of sky painted as foliage: "grow a tree here"
 NO_CLASS = (255, 0, 255)  # magenta: matches no class of the source labels
 STEPS = 8
+SILENT_S = 3  # cancel_if_silent for this test's jobs (the plug-in's default is 30 s)
 
 
 def free_port() -> int:
@@ -104,9 +107,42 @@ def write_inputs(folder: Path) -> dict[str, np.ndarray]:
     return {"photo": photo, "labels": labels, "target": target}
 
 
-def test_procedure_in_real_gimp(daemon, tmp_path):
+def abandon_running_job(gimp: subprocess.Popen, sandbox, out: Path, address: str) -> dict:
+    """Kill the plug-in while its last job trains, as GIMP does when the user cancels the progress.
+
+    Returns what the daemon did: the job must stop by itself once heartbeats stop.
+    """
     from semantic_analogy.protocol.client import Client
 
+    plug_in = sandbox.inside(sandbox.profile / "plug-ins" / "semantic_analogy_gimp")
+    deadline = time.monotonic() + 180
+    with Client(address, timeout=5.0) as client:
+        while True:
+            if gimp.poll() is not None:
+                return {"error": "GIMP ended before the long job started"}
+            if time.monotonic() > deadline:
+                return {"error": "the long job did not start within 180 s"}
+            if (out / "abandon.started").exists():
+                status = client.status()
+                if status["running_job"]:
+                    break
+            time.sleep(0.2)
+        models = len(client.list_models())  # before the long job can leave a checkpoint
+        job, cancelled = status["running_job"], status["jobs"]["cancelled"]
+        pids = gimp_chroot.plug_in_pids(plug_in)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        while time.monotonic() - killed_at < SILENT_S + 60:
+            status = client.status()
+            if status["running_job"] != job and status["jobs"]["cancelled"] > cancelled:
+                return {"models_after_two_runs": models, "killed": pids,
+                        "stopped_after_s": time.monotonic() - killed_at}
+            time.sleep(0.2)
+        return {"models_after_two_runs": models, "killed": pids, "error": "the daemon did not stop the job"}
+
+
+def test_procedure_in_real_gimp(daemon, tmp_path):
     address, daemon_log = daemon
     with gimp_chroot.GimpSandbox(prefix="sa-gimp-e2e-") as sandbox:
         inputs = write_inputs(sandbox.path / "data")
@@ -126,11 +162,17 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
             "address": address,
             "dead_address": f"tcp://127.0.0.1:{free_port()}",  # nothing listens there
             "precision": "float-linear",
+            "abandon_steps": 100_000,
         }
         (sandbox.path / "config.json").write_text(json.dumps(config))
         code = f"CONFIG_PATH = {sandbox.inside(sandbox.path / 'config.json')!r}\n"
         code += (REPO / "plugin_gimp" / "gimp_e2e_driver.py").read_text()
-        done = sandbox.run_batch(code, timeout=240)
+        gimp = sandbox.start_batch(code, env={"SEMANTIC_ANALOGY_CANCEL_IF_SILENT": str(SILENT_S)})
+        try:
+            abandoned = abandon_running_job(gimp, sandbox, out, address)
+            done = sandbox.finish(gimp, timeout=120)
+        finally:
+            gimp_chroot.kill_group(gimp)
         context = f"GIMP exit {done.returncode}; stderr:\n{done.stderr[-4000:]}\ndaemon log:\n{daemon_log.read_text()[-2000:]}"
         assert (out / "report.json").exists(), context
         report = json.loads((out / "report.json").read_text())
@@ -179,9 +221,13 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     assert second["status"] == "success", f"{second}\n{context}"
     assert second["layer"]["name"] == "moved (analogy)"
     assert (second["layer"]["width"], second["layer"]["height"]) == (width, height)
-    with Client(address, timeout=5.0) as client:
-        models = client.list_models()
-    assert len(models) == 1, f"the second run should reuse the first run's model, cache has {models}"
+    assert abandoned.get("models_after_two_runs") == 1, f"the second run should reuse the first run's model: {abandoned}"
+
+    # 5. GIMP killed the plug-in during a long job (a cancelled progress bar): the daemon
+    # cancelled the job itself once the heartbeats stopped.
+    assert "error" not in abandoned and abandoned["killed"], f"{abandoned}\n{context}"
+    assert abandoned["stopped_after_s"] < SILENT_S + 30, abandoned
+    assert runs["abandoned"]["status"] != "success", runs["abandoned"]
 
     # The source layers are untouched.
     assert report["unchanged"] == {"photo": True, "labels": True, "target labels": True, "odd colours": True}

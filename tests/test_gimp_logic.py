@@ -199,6 +199,13 @@ def test_default_address_from_environment(logic):
     assert logic.default_address({"SEMANTIC_ANALOGY_ADDRESS": "http://nope"}) == logic.DEFAULT_ADDRESS
 
 
+def test_cancel_if_silent_from_environment(logic):
+    assert logic.cancel_if_silent({}) == 30.0
+    assert logic.cancel_if_silent({"SEMANTIC_ANALOGY_CANCEL_IF_SILENT": "4"}) == 4.0
+    for bad in ("0.5", "soon", "1e9"):
+        assert logic.cancel_if_silent({"SEMANTIC_ANALOGY_CANCEL_IF_SILENT": bad}) == 30.0
+
+
 def test_result_layer_is_named_after_target(logic):
     assert logic.result_layer_name("target labels") == "target labels (analogy)"
     assert logic.result_layer_name("  ") == "target (analogy)"

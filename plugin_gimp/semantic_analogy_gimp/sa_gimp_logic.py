@@ -21,6 +21,7 @@ ADDRESS_ENV = "SEMANTIC_ANALOGY_ADDRESS"  # the same variable the command line r
 # GIMP kills a plug-in whose progress the user cancels, so the plug-in cannot
 # send a cancel: the daemon drops the job once we have been silent this long.
 CANCEL_IF_SILENT_S = 30.0
+CANCEL_IF_SILENT_ENV = "SEMANTIC_ANALOGY_CANCEL_IF_SILENT"
 CONNECT_TIMEOUT_S = 5.0
 
 # (nick, label, help) of the engine presets, in dialog order; the engine owns
@@ -335,6 +336,19 @@ def default_address(env: Mapping[str, str]) -> str:
         return normalize_address(env.get(ADDRESS_ENV, ""))
     except PluginError:
         return DEFAULT_ADDRESS
+
+
+def cancel_if_silent(env: Mapping[str, str]) -> float:
+    """Seconds of silence after which the daemon drops our job: $SEMANTIC_ANALOGY_CANCEL_IF_SILENT or 30.
+
+    The client heartbeats every second, so anything from 2 s up is safe; tests use a
+    few seconds to see a killed plug-in's job stop without waiting half a minute.
+    """
+    try:
+        value = float(env.get(CANCEL_IF_SILENT_ENV, ""))
+    except ValueError:
+        return CANCEL_IF_SILENT_S
+    return value if 2.0 <= value <= 3600.0 else CANCEL_IF_SILENT_S
 
 
 def parse_job_args(values: Mapping[str, object]) -> JobArgs:

@@ -196,7 +196,7 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
                 [make(target_px)],
                 settings,
                 target_names=[target_name],
-                cancel_if_silent=logic.CANCEL_IF_SILENT_S,
+                cancel_if_silent=logic.cancel_if_silent(os.environ),
             )
             # wait() polls, which keeps the job's heartbeat going. If the user cancels GIMP's
             # progress, GIMP kills this process; the heartbeats stop and the daemon cancels
