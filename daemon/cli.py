@@ -97,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=Limits(max_pixels=args.max_pixels, max_targets=args.max_targets, max_queue=args.max_queue),
             keys_dir=Path(args.keys).expanduser() if args.keys else None,
             preview_interval_s=args.preview_interval,
+            cpu_threads=args.threads,
         )
         daemon = Daemon(config)
         daemon.start()
@@ -384,6 +385,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-queue", type=int, default=Limits.max_queue, help="most jobs waiting (default 32)")
     p.add_argument("--preview-interval", type=float, default=2.0, metavar="S",
                    help="at most one preview image per job every S seconds (default 2)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for training (default: one per core; fewer on a busy shared machine)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 

@@ -64,6 +64,9 @@ class DaemonConfig:
     models_in_memory: int = 1  # trained models kept loaded for fast cache hits
     max_jobs_remembered: int = 1000  # finished jobs kept in memory (their results stay on disk)
     shutdown_timeout_s: float = 30.0  # how long SIGTERM waits for the running job to checkpoint
+    # torch's CPU threads (None: torch's default, one per core). On a machine shared with
+    # other work, fewer threads avoid oversubscription, which slows CPU training many times.
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
@@ -72,6 +75,8 @@ class DaemonConfig:
             raise ConfigError("the cache size cap must be positive")
         if self.preview_interval_s < 0 or self.progress_interval_s < 0:
             raise ConfigError("preview and progress intervals cannot be negative")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {self.cpu_threads}")
         check_bind(self.bind, self.keys_dir)
 
 

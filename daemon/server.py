@@ -150,6 +150,7 @@ class Daemon:
             progress_interval=self.config.progress_interval_s,
             preview_interval=self.config.preview_interval_s,
             models_in_memory=self.config.models_in_memory,
+            cpu_threads=self.config.cpu_threads,
         )
         self.worker.start()
         log.info("listening on %s (device %s, cache %s, %s)", self.endpoint, self.device, self.cache.root,

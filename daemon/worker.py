@@ -165,11 +165,13 @@ class Worker(threading.Thread):
         progress_interval: float = 0.2,
         preview_interval: float = 2.0,
         models_in_memory: int = 1,
+        cpu_threads: int | None = None,
     ) -> None:
         super().__init__(name="semantic-analogy-worker", daemon=True)
         self.table, self.cache, self.emit, self.device = table, cache, emit, device
         self.progress_interval, self.preview_interval = progress_interval, preview_interval
         self.models_in_memory = models_in_memory
+        self.cpu_threads = cpu_threads
         self.stop_event = threading.Event()
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._models_lock = threading.Lock()
@@ -203,6 +205,10 @@ class Worker(threading.Thread):
     # --- the loop ---------------------------------------------------------------------
 
     def run(self) -> None:
+        if self.cpu_threads is not None:
+            import torch
+
+            torch.set_num_threads(self.cpu_threads)
         while not self.stop_event.is_set():
             job = self.table.take_next(timeout=0.5)
             if job is not None:
