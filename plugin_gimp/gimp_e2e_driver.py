@@ -3,7 +3,8 @@
 The test prepends CONFIG_PATH = "..." (a JSON file in the sandbox) to this code. The
 driver builds an image the way a painter would (photo, label layers inside a group,
 one of them larger than the canvas so it has negative offsets), calls the real
-procedure through the PDB non-interactively several times (last a long job whose
+procedure through the PDB non-interactively several times (first with pyzmq hidden
+from the plug-in when the test asks for it, last a long job whose
 plug-in process the test kills mid-training), and writes what happened
 (statuses, messages, layers, result pixels) to report.json for the test to check.
 Errors are caught and reported: GIMP's batch exit code alone says too little.
@@ -11,6 +12,7 @@ Errors are caught and reported: GIMP's batch exit code alone says too little.
 
 import hashlib
 import json
+import os
 import traceback
 
 import gi
@@ -103,6 +105,13 @@ try:
     watched = {"photo": photo, "labels": labels, "target labels": target, "odd colours": bad}
     before = {name: digest(layer) for name, layer in watched.items()}
     common = {"preset": "tiny", "steps": CFG["steps"], "address": CFG["address"]}
+
+    if CFG.get("hide_flag"):
+        # GIMP started while pyzmq was hidden from the plug-in: it must still have
+        # registered, and a run must say what is missing. Then pyzmq comes back.
+        REPORT["blurb_without_deps"] = Gimp.get_pdb().lookup_procedure(PROC).get_blurb()
+        call("missing_deps", image, [photo], **common)
+        os.remove(CFG["hide_flag"])
 
     # Label layers left empty: chosen by name ("labels", "target labels" inside the group).
     run, result_layer = call("analogy", image, [photo], **common)

@@ -41,6 +41,22 @@ STEPS = 8
 SILENT_S = 3  # cancel_if_silent for this test's jobs (the plug-in's default is 30 s)
 
 
+# Put on the PYTHONPATH of GIMP's plug-ins: hides pyzmq from the Semantic Analogy plug-in
+# while the flag file exists, as on a machine whose GIMP Python lacks it.
+HIDE_ZMQ = """
+import os, sys
+
+class _HideZmq:
+    def find_spec(self, name, path=None, target=None):
+        if (name.split(".")[0] == "zmq" and os.path.exists({flag!r})
+                and sys.argv and sys.argv[0].endswith("semantic_analogy_gimp.py")):
+            raise ModuleNotFoundError("No module named %r (hidden by the test)" % name, name=name)
+        return None
+
+sys.meta_path.insert(0, _HideZmq())
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,10 +180,17 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
             "precision": "float-linear",
             "abandon_steps": 100_000,
         }
+        hide = sandbox.path / "hide"
+        hide.mkdir()
+        flag = hide / "zmq-hidden"
+        flag.touch()
+        (hide / "sitecustomize.py").write_text(HIDE_ZMQ.format(flag=sandbox.inside(flag)))
+        config["hide_flag"] = sandbox.inside(flag)
         (sandbox.path / "config.json").write_text(json.dumps(config))
         code = f"CONFIG_PATH = {sandbox.inside(sandbox.path / 'config.json')!r}\n"
         code += (REPO / "plugin_gimp" / "gimp_e2e_driver.py").read_text()
-        gimp = sandbox.start_batch(code, env={"SEMANTIC_ANALOGY_CANCEL_IF_SILENT": str(SILENT_S)})
+        env = {"SEMANTIC_ANALOGY_CANCEL_IF_SILENT": str(SILENT_S), "PYTHONPATH": sandbox.inside(hide)}
+        gimp = sandbox.start_batch(code, env=env)
         try:
             abandoned = abandon_running_job(gimp, sandbox, out, address)
             done = sandbox.finish(gimp, timeout=120)
@@ -182,6 +205,13 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
 
     width, height = report["image_size"]
     assert report["precision"] == "float-linear" and report["labels_offsets"] == [-10, -7]
+
+    # 0. Without pyzmq the plug-in still registers, and says what is missing and how to get it.
+    assert "not ready" in report["blurb_without_deps"] and "needs pyzmq" in report["blurb_without_deps"]
+    missing = runs["missing_deps"]
+    assert missing["status"] == "execution-error", missing
+    assert "needs pyzmq in GIMP's Python" in missing["message"]
+    assert "apt install python3-zmq python3-msgpack" in missing["message"], missing["message"]
 
     # 1. Label layers found by name inside a group; a new layer of the image's size appears.
     first = runs["analogy"]

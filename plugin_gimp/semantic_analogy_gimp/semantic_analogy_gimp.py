@@ -15,7 +15,6 @@ import os
 import platform
 import sys
 import sysconfig
-import time
 import traceback
 from types import SimpleNamespace
 
@@ -366,7 +365,10 @@ class SemanticAnalogy(Gimp.PlugIn):
             | Gimp.ProcedureSensitivityMask.NO_DRAWABLES
         )
         blurb = "Re-arrange the photo to an edited label layout (P -> P' :: I -> I')"
-        _, problem = load_protocol()
+        try:
+            _, problem = load_protocol()
+        except Exception as exc:  # a broken bundled copy must not hide the menu entry
+            problem = logic.unexpected_error_message(exc)
         if problem:
             # Registration still succeeds so the menu entry exists and can say what is missing.
             sys.stderr.write(f"{logic.PROC_NAME}: {problem}\n")
