@@ -104,7 +104,8 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     for r in layers.values():
         assert r["bounds"] == [0, 0, w, h] and (r["model"], r["depth"]) == ("RGBA", "U8")
     # Placed above the source photo; the source layers are untouched.
-    assert result["layers"][0] == "Photo" and result["layers"][1].endswith("→ analogy"), result["layers"]
+    stack = result["layers_before_helpers"]  # bottom to top
+    assert stack[:3] == ["Photo", "Target 2 → analogy", "Target 1 → analogy"], stack
     assert (rgb(out / "photo_after.png") == rgb(files["image"])).all()
 
     check_follows_target(out / "result_train.png", files["image"], files["labels"], files["target"])
@@ -116,3 +117,13 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     assert log.count("cached model") >= 1 and log.count("trained model") == 1, log[-2000:]
     assert result["apply"]["seconds"] < result["train"]["seconds"], report
     assert "CPU" in result["train"]["connection"], report
+
+    # The label-painting helpers, pressed in the same Krita session.
+    helpers = result["helpers"]
+    assert helpers["new_layers"] == [{"name": "Labels (2)", "opacity": 153, "type": "paintlayer"}], helpers
+    assert helpers["active_after_new"] == helpers["labels_choice_after_new"] == "Labels (2)", helpers
+    assert helpers["swatch_count"] == 16 and helpers["swatch_rgb"] == helpers["expected_rgb"], helpers
+    assert "semantic_analogy_labels.gpl" in helpers["palette_files"], helpers
+    after = helpers["layers_after_duplicate"]
+    assert after.index("Target 3") == after.index("Labels (2)") + 1, after
+    assert helpers["target_choice_after_duplicate"] == "Target 3", helpers

@@ -20,11 +20,11 @@ from krita import Extension, Krita
 try:
     from PyQt6.QtCore import QTimer
     from PyQt6.QtGui import QImage
-    from PyQt6.QtWidgets import QApplication
+    from PyQt6.QtWidgets import QApplication, QToolButton
 except ImportError:
     from PyQt5.QtCore import QTimer
     from PyQt5.QtGui import QImage
-    from PyQt5.QtWidgets import QApplication
+    from PyQt5.QtWidgets import QApplication, QToolButton
 
 ARGB32 = QImage.Format.Format_ARGB32  # on little-endian machines the bytes are B,G,R,A = Krita's order
 
@@ -160,7 +160,42 @@ class Driver:
         if ok:
             self.save_layer("Target 2 → analogy", "result_apply.png")
         self.screenshot("docker.png")
+        self.result["layers_before_helpers"] = [n.name() for n in self.doc.topLevelNodes()]
+        self.helpers()
         self.finish(ok)
+
+    def helpers(self):
+        """Press "New label layer", a palette swatch and "Duplicate as target"."""
+        d = self.docker
+        before = [n.name() for n in self.doc.topLevelNodes()]
+        d.new_labels_btn.click()
+        new = [n for n in self.doc.topLevelNodes() if n.name() not in before]
+        swatch_rgb = None
+        view = Krita.instance().activeWindow().activeView()
+        from semantic_analogy_krita import palette
+        # the 4th swatch: blue
+        swatches = [w for w in d.findChildren(QToolButton) if w.toolTip().startswith("Class ")]
+        if len(swatches) >= 4:
+            swatches[3].click()
+            c = view.foregroundColor().colorForCanvas(view.canvas())
+            swatch_rgb = [c.red(), c.green(), c.blue()]
+        labels_choice = d.labels.currentText()
+        d.dup_btn.click()
+        after = [n.name() for n in self.doc.topLevelNodes()]
+        self.result["helpers"] = {
+            "new_layers": [{"name": n.name(), "opacity": n.opacity(), "type": n.type()} for n in new],
+            "active_after_new": new[0].name() if new else None,
+            "labels_choice_after_new": labels_choice,
+            "message": d.error.text(),
+            "swatch_count": len(swatches),
+            "swatch_rgb": swatch_rgb,
+            "expected_rgb": list(palette.LABEL_COLOURS[3][1]),
+            "layers_after_duplicate": after,
+            "target_choice_after_duplicate": d.target.currentText(),
+            "active_after_duplicate": self.doc.activeNode().name(),
+            "palette_files": sorted(os.listdir(os.path.join(Krita.getAppDataLocation(), "palettes"))),
+        }
+        self.log("helpers pressed")
 
     def save_layer(self, name, file):
         w, h = self.size
