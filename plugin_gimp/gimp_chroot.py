@@ -36,9 +36,8 @@ def not_ready_reason() -> Optional[str]:
         return "the chroot command is missing on this machine"
     done = subprocess.run(["bash", str(PREPARE), "--check"], capture_output=True, text=True)
     if done.returncode != 0:
-        return (done.stderr.strip() or f"no ready GIMP chroot at {root}") + (
-            f" (prepare it with: sudo {PREPARE.relative_to(HERE.parent)})"
-        )
+        # The script's message names the folder and the command that prepares it.
+        return done.stderr.strip() or f"no ready GIMP chroot at {root}"
     return None
 
 

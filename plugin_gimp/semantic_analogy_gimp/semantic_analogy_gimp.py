@@ -264,6 +264,7 @@ def make_analogy(image, drawables, config):
     # Minutes may have passed: the user may have closed or changed the image.
     if not image.is_valid():
         raise logic.PluginError(logic.image_closed_message())
+    logic.check_base_type(BASE_TYPE_NAMES.get(image.get_base_type(), str(image.get_base_type())))
     width, height = image.get_width(), image.get_height()
     canvas = logic.place_on_canvas(result_px, region, width, height)
     image.undo_group_start()
