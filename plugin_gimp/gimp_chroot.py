@@ -102,6 +102,7 @@ class GimpSandbox:
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": self.inside(self.profile),
             "GIMP3_DIRECTORY": self.inside(self.profile),
+            "TMPDIR": self.inside(self.path),  # GIMP's swap and temp files go away with the sandbox
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
