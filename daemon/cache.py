@@ -87,6 +87,8 @@ class DiskCache:
         self.limit_bytes = limit_bytes
         # The worker writes and evicts while the main thread lists and deletes.
         self.lock = threading.RLock()
+        if not self.root.exists():
+            self.root.mkdir(parents=True, mode=0o700)  # users' photos and results: private
         for sub in (MODELS, WORK, RESULTS, TMP):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 

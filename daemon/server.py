@@ -357,7 +357,9 @@ class Daemon:
             "engine_version": __version__,
             "device": self.device,
             "queue_length": len(self.table.queued()),
-            "running_job": running.id if running is not None else None,
+            # Job ids grant access to results: only those following the job see all of it.
+            "running_job": None if running is None else (
+                running.id if identity in running.subscribers else running.id[:8]),
             "running_progress": dict(running.last_progress[1]) if running and running.last_progress else None,
             "jobs": self.table.counts(),
             "models_cached": self.cache.count_models(),

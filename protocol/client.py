@@ -357,6 +357,10 @@ class Client:
         Raises DaemonUnavailable when nothing at all arrives for ``timeout`` seconds.
         """
         while True:
+            with self._lock:
+                track = self._tracks.get(job_id)
+                if track is not None and track.terminal_seen and not track.events:
+                    return  # its terminal event was already handed out
             step = min(self.heartbeat_interval, timeout)
             events = self._poll(job_id, step, timeout)
             for ev in events:
@@ -380,6 +384,10 @@ class Client:
         JobTimeout after ``timeout`` s (the job itself goes on; cancel it if you want).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            track = self._tracks.get(job_id)
+            if track is not None and track.terminal_seen and not track.events:
+                return self.result(job_id)  # finished and already reported: fetch it again
         while True:
             step = self.heartbeat_interval
             if deadline is not None:

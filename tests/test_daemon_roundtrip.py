@@ -109,8 +109,10 @@ def test_submit_progress_result(client):
     assert [im.size for im in result.images] == [(W, H), (W, H)]
     assert all(im.data[3::4] == b"\xff" * (W * H) for im in result.images), "results are opaque"
     assert result.images[0] != result.images[1]
-    # Fetching it again later gives the same pixels.
+    # Fetching it again later gives the same pixels; following it again ends at once.
     assert client.result(job) == result.images
+    assert client.wait(job, timeout=10) == result.images
+    assert list(client.events(job, timeout=10)) == []
 
 
 def test_same_source_and_settings_reuse_the_model(client):
@@ -179,6 +181,8 @@ def test_cancel_stops_a_running_job_promptly_and_keeps_a_checkpoint(client, daem
     progress = first_training_progress(client, job)
     status = client.status()
     assert status["running_job"] == job and status["running_progress"]["stage"] == "train"
+    with Client(daemon.endpoint) as other:  # a full job id grants its result: strangers see a prefix
+        assert other.status()["running_job"] == job[:8]
     t0 = time.monotonic()
     assert client.cancel(job) == "running"
     events = all_events(client, job)
