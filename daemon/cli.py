@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..engine.presets import PRESETS  # light: no torch
 from ..protocol.client import Client, Event
 from ..protocol.errors import DaemonUnavailable, JobFailed, ProtocolError
 from ..protocol.images import RGBAImage
@@ -27,7 +28,6 @@ from .config import DEFAULT_BIND, ConfigError, DaemonConfig, Limits, default_cac
 log = logging.getLogger("semantic_analogy.daemon")
 
 ADDRESS_ENV = "SEMANTIC_ANALOGY_ADDRESS"
-PRESETS = ("preview", "standard", "best", "tiny")  # the engine's; checked again by the daemon
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -397,7 +397,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("targets", nargs="+", metavar="TARGET", help="edited label map(s), same size")
     p.add_argument("--out", required=True, help="output file (one target) or folder (several: NAME.png each)")
     g = p.add_argument_group("training")
-    g.add_argument("--preset", default="preview", choices=PRESETS, help="size/steps preset (default: preview)")
+    g.add_argument("--preset", default="preview", choices=list(PRESETS), help="size/steps preset (default: preview)")
     g.add_argument("--size", type=int, help="working size: the longest side in pixels (default: the preset's)")
     g.add_argument("--steps", type=int, help="training iterations (default: the preset's)")
     g.add_argument("--g-steps", type=int, dest="g_steps", help="generator updates per iteration")
