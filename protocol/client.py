@@ -61,6 +61,7 @@ class _Track:
     hb_sent_at: float | None = None
     hb_unacked_since: float | None = None  # oldest heartbeat still without a reply
     watch_pending: bool = False
+    hb_interval: float | None = None  # shorter than the client's when cancel_if_silent asks for it
 
 
 class Client:
@@ -296,7 +297,9 @@ class Client:
                 content["cancel_if_silent"] = float(cancel_if_silent)
             reply = self._request("submit", content)
             job_id = reply.content["job_id"]
-            self._tracks[job_id] = _Track(hb_sent_at=time.monotonic())
+            # A few heartbeats fit in the silence the daemon tolerates, so one lost or late is harmless.
+            interval = min(self.heartbeat_interval, cancel_if_silent / 3) if cancel_if_silent else None
+            self._tracks[job_id] = _Track(hb_sent_at=time.monotonic(), hb_interval=interval)
             self._prune_tracks()
             return job_id
 
@@ -322,7 +325,7 @@ class Client:
         with self._lock:
             track = self._track(job_id)
             now = time.monotonic()
-            due = track.hb_sent_at is None or now - track.hb_sent_at >= self.heartbeat_interval
+            due = track.hb_sent_at is None or now - track.hb_sent_at >= self._interval(job_id)
             if not track.terminal_seen and due:
                 self._send_async("heartbeat", job_id)  # not sent (no connection) counts as silence too
                 track.hb_sent_at = now
@@ -343,11 +346,16 @@ class Client:
             track.events.clear()
             return events
 
+    def _interval(self, job_id: str) -> float:
+        track = self._tracks.get(job_id)
+        return (track.hb_interval if track and track.hb_interval else None) or self.heartbeat_interval
+
     def poll(self, job_id: str, timeout: float = 0.0) -> list[Event]:
         """Events of a job that arrived since the last call (waits up to ``timeout`` s for one).
 
         Sends heartbeats as needed; raises DaemonUnavailable when the daemon stopped answering.
-        Meant for GUI timers: with the default timeout it never waits.
+        Meant for GUI timers: with the default timeout it never waits. With ``cancel_if_silent``
+        call it more often than every cancel_if_silent/3 seconds.
         """
         return self._poll(job_id, max(0.0, timeout), self.silence_timeout)
 
@@ -361,7 +369,7 @@ class Client:
                 track = self._tracks.get(job_id)
                 if track is not None and track.terminal_seen and not track.events:
                     return  # its terminal event was already handed out
-            step = min(self.heartbeat_interval, timeout)
+            step = min(self._interval(job_id), timeout)
             events = self._poll(job_id, step, timeout)
             for ev in events:
                 yield ev
@@ -389,7 +397,7 @@ class Client:
             if track is not None and track.terminal_seen and not track.events:
                 return self.result(job_id)  # finished and already reported: fetch it again
         while True:
-            step = self.heartbeat_interval
+            step = self._interval(job_id)
             if deadline is not None:
                 step = min(step, max(0.0, deadline - time.monotonic()))
             for ev in self._poll(job_id, step, self.silence_timeout):

@@ -227,12 +227,14 @@ def test_a_silent_client_gets_its_job_cancelled(daemon):
 
 
 def test_a_client_that_keeps_polling_is_not_cancelled(client):
-    job = client.submit(photo(), label_map(20), [label_map(31)], TINY, cancel_if_silent=1.0)
+    job = client.submit(photo(), label_map(20), [label_map(31)], {**TINY, "seed": 3}, cancel_if_silent=0.6)
     deadline = time.monotonic() + 120
     events = []
     while not (events and events[-1].terminal) and time.monotonic() < deadline:
-        events += client.poll(job, timeout=0.3)  # a GUI timer: heartbeats go out as needed
+        events += client.poll(job, timeout=0.1)  # a GUI timer: heartbeats go out as needed
     assert events[-1].kind == "result"
+    assert client.wait(client.submit(photo(), label_map(20), [label_map(31)], {**TINY, "seed": 4},
+                                     cancel_if_silent=0.6), timeout=120)
 
 
 # --- bad input ----------------------------------------------------------------------------------
