@@ -117,7 +117,7 @@ def run(config: dict, work: Path, timeout: float) -> tuple[dict, str]:
     cfg_path.write_text(json.dumps(config), encoding="utf-8")
     env = prepare_profile(work)
     env["SA_KRITA_DRIVER_CONFIG"] = str(cfg_path)
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"]
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1020x24", "krita", "--nosplash"]
     # Own process group, so that on a timeout Krita and Xvfb go with xvfb-run.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)

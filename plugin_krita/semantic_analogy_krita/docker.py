@@ -127,7 +127,10 @@ class SemanticAnalogyDocker(DockWidget):
         f.addRow(swatches)
         hint = QLabel(palette.ANTIALIAS_HINT, lay)
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: palette(mid); font-size: small;")
+        font = hint.font()
+        font.setPointSizeF(font.pointSizeF() * 0.9)
+        font.setItalic(True)
+        hint.setFont(font)
         f.addRow(hint)
         root.addWidget(lay)
 

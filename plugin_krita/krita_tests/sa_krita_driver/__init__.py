@@ -97,6 +97,20 @@ class Driver:
         docker.show()
         docker.raise_()
         self.docker = docker
+        if cfg.get("docker_size"):  # for screenshots: a roomy window and a free-floating docker
+            screen = QApplication.primaryScreen().geometry()
+            dw, dh = cfg["docker_size"]
+            window.qwindow().setGeometry(0, 0, screen.width() - dw - 10, screen.height() - 30)
+            docker.setFloating(True)
+            docker.setGeometry(screen.width() - dw, 0, dw, min(dh, screen.height()))
+        if cfg.get("screenshot_on_preview"):
+            self._previews = 0
+
+            def on_preview(_img):
+                self._previews += 1
+                if self._previews == 1:
+                    QTimer.singleShot(200, lambda: self.guard(self.screenshot, "docker_training.png"))
+            docker.controller.previewReady.connect(on_preview)
         if docker.controller is None:
             raise RuntimeError("docker has no controller: " + docker.error.text())
         docker.refresh_layers()
@@ -136,6 +150,13 @@ class Driver:
         self.save_layer("Target 1 → analogy", "result_train.png")
         self.screenshot("docker_after_train.png")
         if not self.cfg.get("target2"):
+            if self.cfg.get("docker_size"):
+                for name in ("Labels", "Target 1"):  # show the result on the canvas
+                    self.doc.nodeByName(name).setVisible(False)
+                self.doc.refreshProjection()
+                self.doc.waitForDone()
+                QTimer.singleShot(500, lambda: self.guard(self.final_screenshot))
+                return
             self.finish(True)
             return
         # Apply with a second, differently edited target: the daemon reuses the model.
@@ -197,6 +218,10 @@ class Driver:
         }
         self.log("helpers pressed")
 
+    def final_screenshot(self):
+        self.screenshot("docker.png")
+        self.finish(True)
+
     def save_layer(self, name, file):
         w, h = self.size
         node = self.doc.nodeByName(name)
@@ -213,6 +238,8 @@ class Driver:
         self.docker.grab().save(os.path.join(self.out, file))
         win = Krita.instance().activeWindow().qwindow()
         win.grab().save(os.path.join(self.out, "window_" + file))
+        if self.cfg.get("docker_size"):  # the whole X screen: window and floating docker
+            QApplication.primaryScreen().grabWindow(0).save(os.path.join(self.out, "screen_" + file))
 
     def finish(self, ok=False):
         if self.done:
