@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import EngineError, LabelError
 from .presets import PRESETS, TrainSettings
+from .synthesis import DEFAULT_METHOD, METHODS
 
 log = logging.getLogger("semantic_analogy")
 
@@ -45,6 +46,10 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+                   help="gan: the GAN's output; patch: label-guided patch synthesis alone (no training); "
+                        "gan+patch: the GAN's output guides patch synthesis from the full-resolution photo "
+                        f"(default: {DEFAULT_METHOD})")
     p.add_argument("--json-progress", action="store_true", help="print one JSON object per progress event on stdout")
     p.add_argument("--resize-targets", action="store_true", help="resize targets of another size to the image's size")
 
@@ -136,14 +141,15 @@ def _outputs_for(targets: list[str], out: str) -> list[Path]:
     return [folder / f"{n}.png" for n in names]
 
 
-def _apply_and_save(model, target_paths: list[str], out: str, resize: bool, reporter: Reporter) -> list[Path]:
+def _apply_and_save(apply, size: tuple[int, int], target_paths: list[str], out: str, resize: bool, reporter: Reporter) -> list[Path]:
+    """apply(target) -> result for each target file, saved to its output path."""
     from .imageio import save_image
 
     outputs = _outputs_for(target_paths, out)
-    targets = _load_targets(target_paths, model.size, resize)
+    targets = _load_targets(target_paths, size, resize)
     for path, target, dest in zip(target_paths, targets, outputs):
         t0 = time.perf_counter()
-        save_image(dest, model.apply(target))
+        save_image(dest, apply(target))
         log.info("applied %s in %.2f s", path, time.perf_counter() - t0)
         reporter.event(event="output", target=str(path), path=str(dest))
         print(f"wrote {dest}", file=sys.stderr if reporter.json_mode else sys.stdout)
@@ -171,7 +177,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from .model import load_model
 
     model = load_model(args.model, args.device)
-    _apply_and_save(model, args.targets, args.out, args.resize_targets, Reporter(args.json_progress, "applying"))
+    _apply_and_save(lambda t: model.apply(t, args.method), model.size, args.targets, args.out, args.resize_targets,
+                    Reporter(args.json_progress, "applying"))
     return 0
 
 
@@ -182,10 +189,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     image, labels = load_image(args.image), load_label_map(args.labels)
     settings = _settings(args)
-    # Check the targets before minutes of training.
-    _load_targets(args.targets, (image.shape[1], image.shape[0]), args.resize_targets)
-    model_dir = Path(args.model) if args.model else cache_dir() / "models" / model_key(image, labels, settings)
+    size = (image.shape[1], image.shape[0])
     reporter = Reporter(args.json_progress, "training")
+    if args.method == "patch":  # texture by numbers: nothing to train
+        from .device import resolve_device
+        from .synthesis import patch_analogy
+
+        device = str(resolve_device(args.device))
+        _apply_and_save(lambda t: patch_analogy(image, labels, t, device=device, seed=args.seed), size,
+                        args.targets, args.out, args.resize_targets, reporter)
+        return 0
+    # Check the targets before minutes of training.
+    _load_targets(args.targets, size, args.resize_targets)
+    model_dir = Path(args.model) if args.model else cache_dir() / "models" / model_key(image, labels, settings)
     if (model_dir / WEIGHTS).is_file() and not args.retrain:
         log.info("using the trained model in %s (--retrain to train again)", model_dir)
         model = load_model(model_dir, args.device)
@@ -195,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 model = train(image, labels, settings, progress=reporter, should_stop=should_stop, workdir=model_dir)
             finally:
                 reporter.close()
-    _apply_and_save(model, args.targets, args.out, args.resize_targets, reporter)
+    _apply_and_save(lambda t: model.apply(t, args.method), size, args.targets, args.out, args.resize_targets, reporter)
     return 0
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .compose import compose
 from .device import autocast, resolve_device
 from .errors import EngineError
 from .imageio import load_image, load_label_map, save_image
@@ -18,6 +18,7 @@ from .labels import Palette
 from .networks import Generator
 from .presets import TrainSettings
 from .source import Source, one_hot, to_tensor, to_uint8
+from .synthesis import DEFAULT_METHOD, check_method, gan_result, patch_result
 
 FORMAT_VERSION = 1
 WEIGHTS, META, SOURCE_IMAGE, SOURCE_LABELS = "model.pt", "model.json", "source.png", "labels.png"
@@ -53,10 +54,19 @@ class TrainedModel:
             out, _ = self.G(self._image, self._src_onehot, one_hot(work, self.palette.num_classes))
         return to_uint8(out)
 
-    def apply(self, target: np.ndarray) -> np.ndarray:
-        """A target label map (H, W, 3|4) uint8 -> the result (H, W, 3) uint8 at full resolution."""
+    def apply(self, target: np.ndarray, method: str = DEFAULT_METHOD, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        """A target label map (H, W, 3|4) uint8 -> the result (H, W, 3) uint8 at full resolution.
+
+        method: "gan", "patch" or "gan+patch" (see engine/synthesis.py).
+        """
+        check_method(method)
         index = self.source.decode_target(target)
-        return compose(self.source.image, self.synthesize(index), self.source.index, index)
+        if method == "patch":
+            return patch_result(self.source, index, device=str(self.device), seed=self.settings.seed, should_stop=should_stop)
+        gan = self.synthesize(index)
+        if method == "gan":
+            return gan_result(self.source, gan, index)
+        return patch_result(self.source, index, guide=gan, device=str(self.device), seed=self.settings.seed, should_stop=should_stop)
 
     # -- persistence -------------------------------------------------------
     def metadata(self) -> dict:

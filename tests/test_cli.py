@@ -69,3 +69,17 @@ def test_errors_are_one_clear_line(files, tmp_path):
     assert proc.returncode == 2 and "no trained model" in proc.stderr
     proc = run("train", tmp_path / "missing.png", lab, "--model", tmp_path / "m", check=False)
     assert proc.returncode == 2 and "missing.png" in proc.stderr
+
+
+def test_patch_method_needs_no_training_and_keeps_unedited_pixels(files, tmp_path, monkeypatch):
+    img, lab, tgt = files
+    monkeypatch.setenv("SEMANTIC_ANALOGY_CACHE", str(tmp_path / "cache"))
+    run("run", img, lab, tgt, "--out", tmp_path / "p.png", "--method", "patch")
+    assert not (tmp_path / "cache").exists()  # nothing was trained or cached
+    from semantic_analogy.engine.labels import decode_labels, extract_palette
+
+    labels = np.asarray(Image.open(lab).convert("RGBA"))
+    palette = extract_palette(labels)
+    unchanged = decode_labels(labels, palette) == decode_labels(np.asarray(Image.open(tgt).convert("RGBA")), palette)
+    source, result = np.asarray(Image.open(img).convert("RGB")), np.asarray(Image.open(tmp_path / "p.png"))
+    assert np.array_equal(result[unchanged], source[unchanged]) and not np.array_equal(result, source)

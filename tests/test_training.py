@@ -90,3 +90,13 @@ def test_bad_target_fails_before_training(example):
         train(image, labels, TrainSettings(preset="tiny", steps=50), preview_targets=[bad])
     with pytest.raises(LabelError, match="target label map"):
         train(image, labels, TrainSettings(preset="tiny", steps=1)).apply(bad[:30])
+
+
+@pytest.mark.parametrize("method", ["gan", "patch", "gan+patch"])
+def test_every_method_keeps_unedited_pixels_and_changes_the_edited_region(example, method):
+    image, labels, target = example
+    model = train(image, labels, TrainSettings(preset="tiny", steps=2))
+    out = model.apply(target, method)
+    edited = model.source.index != model.source.decode_target(target)
+    assert np.array_equal(out[~edited], image[~edited])
+    assert np.abs(out[edited].astype(int) - image[edited].astype(int)).mean() > 5
