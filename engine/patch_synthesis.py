@@ -1,0 +1,723 @@
+"""Label-guided patch synthesis: the photo re-arranged to a target layout from its own patches.
+
+Coarse-to-fine nearest-neighbour patch synthesis in the spirit of GPNN
+(Granot et al. 2022) and Image Analogies' "texture by numbers": at every level
+of an image pyramid each output patch takes its nearest source patch *of the
+same class* (the class at the patch centre) under a guide made of
+
+  * the label layout (one-hot classes and the distance to the nearest class
+    boundary), target side vs source side,
+  * the guide image's colours when there is one (the GAN's upsampled output
+    for `gan+patch`), vs the source's colours,
+  * the current estimate (the previous level's result, upsampled), vs the
+    source blurred the same way (the source itself on later passes),
+
+the matched patches are blended by voting (only source pixels of the output
+pixel's own class may vote) and the result is upsampled to the next level.
+The search is a randomised PatchMatch (engine/patchmatch.py).
+
+With a mask only the masked pixels are synthesised; the pixels around them are
+kept fixed at the source (matched to themselves), so patches straddling the
+mask border blend into the untouched surroundings, and every pixel outside the
+mask is returned exactly as it was.
+
+The estimate is carried as a difference to the source, and a vote is the
+centre match plus the mean difference of the other votes to it; both keep the
+result bit-exact where the identity mapping wins, so an unchanged layout
+reproduces the photo exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import Cancelled, EngineError, LabelError
+from .patchmatch import ClassIndex, Search, descriptors, patchmatch, pca_projection
+from .progress import Progress
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PatchSettings", "synthesize"]
+
+
+@dataclass(frozen=True)
+class PatchSettings:
+    """Tuning of the synthesis; the defaults are what BENCHMARKS.md measures."""
+
+    coarsest: int = 32  # longest side of the coarsest pyramid level, in pixels
+    ratio: float = 2.0  # size ratio between pyramid levels
+    descriptor_dims: int = 24  # PCA dimensions a patch is compared on
+    colour_share: float = 2 / 3  # of them, for the colours (when colours take part)
+    # Squared-distance weights of the guide's parts (per pixel of a patch).
+    label_weight: float = 1.0  # one-hot class maps
+    boundary_weight: float = 0.2  # distance to the nearest class boundary
+    estimate_weight: float = 1.0  # current estimate vs source colours
+    guide_weight: float = 1.0  # guide image vs source colours
+    position_weight: float = 1e-3  # pull towards the same place: breaks ties in flat label regions
+    coarse_passes: int = 3  # search + vote passes at the coarsest level
+    fine_passes: int = 2  # at every finer level
+    coarse_iterations: int = 4  # PatchMatch iterations per pass at the coarsest level
+    fine_iterations: int = 2  # at finer levels
+    fine_steps: tuple[int, ...] = (4, 2, 1)  # propagation distances at finer levels
+    fine_radius: int = 4  # random-search window at finer levels (pixels)
+    coherence: float = 0.3  # cost discount for matches continuing a neighbour's (see patchmatch)
+    fill_weight: float = 0.5  # weight of the smooth colour sketch (vs estimate_weight) that starts `patch` mode
+    search_pixels: int = 2_000_000  # finer levels with more pixels inherit their matches without searching
+    vote_sigma: float = 0.0  # Gaussian fall-off of votes from their patch centre (0: uniform)
+
+    def check(self, patch_size: int) -> None:
+        if patch_size < 3 or patch_size % 2 == 0:
+            raise EngineError(f"patch_size must be an odd number of pixels, at least 3; got {patch_size}")
+        if self.coarsest < patch_size:
+            raise EngineError(f"the coarsest level ({self.coarsest} px) must be at least one patch ({patch_size} px) wide")
+        if self.ratio <= 1:
+            raise EngineError(f"the pyramid ratio must be above 1, got {self.ratio}")
+        if self.descriptor_dims < 1 or self.coarse_passes < 1 or self.fine_passes < 1:
+            raise EngineError("descriptor_dims, coarse_passes and fine_passes must be at least 1")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _rgb(image: np.ndarray, what: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        got = f"shape {image.shape} and type {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise EngineError(f"the {what} must be an 8-bit RGB or RGBA array (H, W, 3|4), got {got}")
+    if shape is not None and image.shape[:2] != shape:
+        raise EngineError(f"the {what} is {image.shape[1]}x{image.shape[0]} but the source image is {shape[1]}x{shape[0]}")
+    return np.ascontiguousarray(image[..., :3])
+
+
+def _index_map(labels: np.ndarray, what: str, shape: tuple[int, int]) -> np.ndarray:
+    if not isinstance(labels, np.ndarray) or labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        got = f"shape {labels.shape} and type {labels.dtype}" if isinstance(labels, np.ndarray) else type(labels).__name__
+        raise LabelError(f"the {what} must be a 2-D integer class-index map (decode the painted colours first), got {got}")
+    if labels.shape != shape:
+        raise LabelError(
+            f"the {what} is {labels.shape[1]}x{labels.shape[0]} but the source image is {shape[1]}x{shape[0]}; "
+            "paint the labels at the image's size"
+        )
+    return labels
+
+
+def _compact_classes(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both maps renumbered 0..C-1 over the source's classes; target classes must exist in the source."""
+    lo = int(min(source.min(), target.min()))
+    hi = int(max(source.max(), target.max()))
+    if lo >= 0 and hi < 1 << 20:  # bincount beats sorting millions of pixels
+        present = np.bincount(source.ravel(), minlength=hi + 1) > 0
+        used = np.bincount(target.ravel(), minlength=hi + 1) > 0
+        missing = np.flatnonzero(used & ~present)
+        classes = np.flatnonzero(present)
+        lut = np.zeros(hi + 1, dtype=np.int64)
+        lut[classes] = np.arange(classes.size)
+        src, tgt = lut[source], lut[target]
+    else:
+        classes, src = np.unique(source, return_inverse=True)
+        tclasses, tinv = np.unique(target, return_inverse=True)
+        missing = np.setdiff1d(tclasses, classes)
+        tgt = np.searchsorted(classes, tclasses)[tinv]
+        src, tgt = src.reshape(source.shape), tgt.reshape(target.shape)
+    if missing.size:
+        raise LabelError(
+            f"the target label map uses class(es) {missing.tolist()} that the source label map does not have; "
+            "every class painted in the target must also be painted somewhere in the source"
+        )
+    dtype = np.uint8 if classes.size <= 256 else np.int32
+    return src.astype(dtype), tgt.astype(dtype), int(classes.size)
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError("device cuda was asked for but PyTorch sees no CUDA GPU here; use cpu or auto")
+    return dev
+
+
+# --------------------------------------------------------------------------- pyramids
+
+
+def level_sizes(height: int, width: int, coarsest: int, ratio: float, patch_size: int) -> list[tuple[int, int]]:
+    """Pyramid sizes from coarsest to full, the coarsest with its longest side near `coarsest`
+    and its shortest side at least one patch."""
+    n = max(0, math.ceil(math.log(max(height, width) / coarsest) / math.log(ratio) - 1e-9))
+    while n > 0 and min(height, width) / ratio**n < patch_size:
+        n -= 1
+    return [(max(1, round(height / ratio**i)), max(1, round(width / ratio**i))) for i in range(n, -1, -1)]
+
+
+def _downsample_labels(labels: torch.Tensor, size: tuple[int, int], num_classes: int) -> torch.Tensor:
+    """Majority class over each output pixel's area (one class map at a time: bounded memory)."""
+    best = torch.full(size, -1.0, device=labels.device)
+    out = torch.zeros(size, dtype=labels.dtype, device=labels.device)
+    for c in range(num_classes):
+        share = F.interpolate((labels == c).float()[None, None], size=size, mode="area")[0, 0]
+        take = share > best
+        best = torch.where(take, share, best)
+        out[take] = c
+    return out
+
+
+def _downsample_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W, 3) -> (h, w, 3) float, antialiased."""
+    x = image.permute(2, 0, 1)[None].float()
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0).contiguous()
+
+
+def _dilate(mask: torch.Tensor) -> torch.Tensor:
+    """One step of 8-neighbour (chessboard) dilation of a (H, W) bool map, separably."""
+    rows = mask.clone()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.clone()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def boundary_distance(labels: torch.Tensor, reach: int) -> torch.Tensor:
+    """Chessboard distance of every pixel to the nearest class boundary, capped at `reach`, as uint8.
+
+    Boolean shifts rather than max-pooling: this runs on every full-resolution level.
+    """
+    front = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    vert = labels[1:] != labels[:-1]
+    front[1:] |= vert
+    front[:-1] |= vert
+    horiz = labels[:, 1:] != labels[:, :-1]
+    front[:, 1:] |= horiz
+    front[:, :-1] |= horiz
+    dist = torch.full(labels.shape, reach, dtype=torch.uint8, device=labels.device)
+    for i in range(reach):
+        dist.masked_fill_(front & (dist == reach), i)
+        if i + 1 < reach:
+            front = _dilate(front)
+    return dist
+
+
+def _axis(coords: torch.Tensor, size: int, origin: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Linear-interpolation taps along one axis: two local indices, their weights' fraction and validity."""
+    c = coords.clamp(0, size - 1)
+    i0 = c.floor().long()
+    i1 = (i0 + 1).clamp(max=size - 1)
+    frac = c - i0
+    l0, l1 = i0 - origin, i1 - origin
+    v0 = (l0 >= 0) & (l0 < length)
+    v1 = (l1 >= 0) & (l1 < length)
+    return l0.clamp(0, length - 1), l1.clamp(0, length - 1), frac, v0, v1
+
+
+def resample(
+    image: torch.Tensor,
+    full: tuple[int, int],
+    origin: tuple[int, int],
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    out_size: tuple[int, int],
+) -> torch.Tensor:
+    """Bilinear resampling (torch's align_corners=False convention) of a level onto a grid of another level.
+
+    `image` (h, w, C) is the part of a level of size `full` whose top-left pixel is
+    `origin`; values outside that part count as zero (a difference map that is
+    zero outside its box). `rows`/`cols` are pixel indices on a level of size
+    `out_size`. Separable, so a band of rows costs two small gathers.
+    """
+    (fh, fw), (oy, ox) = full, origin
+    h, w = image.shape[:2]
+    ry = (rows.float() + 0.5) * (fh / out_size[0]) - 0.5
+    rx = (cols.float() + 0.5) * (fw / out_size[1]) - 0.5
+    y0, y1, fy, vy0, vy1 = _axis(ry, fh, oy, h)
+    x0, x1, fx, vx0, vx1 = _axis(rx, fw, ox, w)
+    img = image.float() if image.dtype != torch.float32 else image
+    a = img.index_select(0, y0) * (vy0 * (1 - fy))[:, None, None]
+    a += img.index_select(0, y1) * (vy1 * fy)[:, None, None]
+    b = a.index_select(1, x0) * (vx0 * (1 - fx))[None, :, None]
+    b += a.index_select(1, x1) * (vx1 * fx)[None, :, None]
+    return b
+
+
+def push_pull(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) values filled in where `known` (H, W) is false, smoothly from the known ones.
+
+    Push-pull (Gortler et al. 1996): average the known values down a pyramid,
+    then fill each level's holes from the level below on the way up.
+    """
+    w = known.float()[None]
+    if bool(w.all()) or not bool(w.any()) or min(w.shape[1:]) < 2:
+        mean = (values * w).sum((1, 2), keepdim=True) / w.sum().clamp(min=1)
+        return torch.where(w > 0, values, mean.expand_as(values))
+    v = F.avg_pool2d((values * w)[None], 2, ceil_mode=True)[0]
+    cw = F.avg_pool2d(w[None], 2, ceil_mode=True)[0]
+    coarse = push_pull(v / cw.clamp(min=1e-6), cw[0] > 0)
+    up = F.interpolate(coarse[None], size=values.shape[1:], mode="bilinear", align_corners=False)[0]
+    return torch.where(w > 0, values, up)
+
+
+def class_fill(image: torch.Tensor, source_labels: torch.Tensor, target_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """A smooth (h, w, 3) colour sketch of the target layout: the source where the class is
+    unchanged, elsewhere the source's colours of the target class pulled in smoothly from
+    where that class is (push-pull). Meant for the coarsest level only."""
+    out = image.float().clone()
+    changed = source_labels != target_labels
+    for c in torch.unique(target_labels[changed]).tolist():
+        fill = push_pull(image.float().permute(2, 0, 1), source_labels == c).permute(1, 2, 0)
+        where = changed & (target_labels == c)
+        out[where] = fill[where]
+    return out
+
+
+# --------------------------------------------------------------------------- features
+
+
+class LevelFeatures:
+    """Guide features of one side (source or target) of one pyramid level, built on demand per band.
+
+    Channels: one-hot classes, boundary distance, and colours (a weighted mix of
+    guide and estimate on the target side, the source's colours on the source
+    side). Each part is scaled by the square root of its weight so that squared
+    distances add up as the weights say.
+    """
+
+    def __init__(
+        self,
+        labels: torch.Tensor,
+        num_classes: int,
+        dist: torch.Tensor,
+        reach: int,
+        label_weight: float,
+        boundary_weight: float,
+        colour: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+        colour_weight: float,
+    ) -> None:
+        self.labels, self.num_classes, self.dist, self.reach = labels, num_classes, dist, reach
+        self.sl, self.sb = math.sqrt(label_weight), math.sqrt(boundary_weight) / reach
+        self.colour = colour if colour_weight > 0 else None
+        self.sc = math.sqrt(colour_weight) / 255
+        self.channels = num_classes + 1 + (3 if self.colour is not None else 0)
+
+    def _assemble(self, lab: torch.Tensor, dist: torch.Tensor, colour: torch.Tensor | None) -> torch.Tensor:
+        parts = [F.one_hot(lab.long(), self.num_classes).float().mul_(self.sl), dist.float().mul_(self.sb)[..., None]]
+        if colour is not None:
+            parts.append(colour * self.sc)
+        return torch.cat(parts, -1).movedim(-1, 0)
+
+    def grid(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        lab = self.labels.index_select(0, rows).index_select(1, cols)
+        dist = self.dist.index_select(0, rows).index_select(1, cols)
+        colour = self.colour(rows, cols) if self.colour is not None else None
+        return self._assemble(lab, dist, colour)
+
+
+
+# --------------------------------------------------------------------------- voting
+
+
+def _vote(
+    grid: torch.Tensor,
+    free: torch.Tensor,
+    free_y: torch.Tensor,
+    free_x: torch.Tensor,
+    target_labels: torch.Tensor,
+    source: torch.Tensor,
+    source_labels: torch.Tensor,
+    source_shape: tuple[int, int],
+    patch_size: int,
+    sigma: float = 0.0,
+    chunk: int = 1 << 17,
+) -> torch.Tensor:
+    """Colour (M, 3) of every free pixel: the mean of the matched patches covering it.
+
+    Only source pixels of the output pixel's own class vote, so a colour never
+    crosses a class boundary. Computed as centre + mean(vote - centre) so that
+    agreeing votes give exactly the centre's colour. With `sigma` > 0 a vote's
+    weight falls off with its distance from its patch centre (sharper, less
+    averaging between disagreeing patches).
+    """
+    hs, ws = source_shape
+    bh, bw = grid.shape
+    flat = grid.reshape(-1)
+    r = patch_size // 2
+    out = torch.empty(free.numel(), 3, device=free.device)
+    for s in range(0, free.numel(), chunk):
+        e = min(free.numel(), s + chunk)
+        fy, fx, tl = free_y[s:e], free_x[s:e], target_labels[s:e]
+        centre = source.index_select(0, flat[free[s:e]]).float()
+        acc = torch.zeros_like(centre)
+        count = torch.zeros(e - s, device=free.device)
+        for oy in range(-r, r + 1):
+            py = fy - oy
+            iny = (py >= 0) & (py < bh)
+            py = py.clamp(0, bh - 1)
+            for ox in range(-r, r + 1):
+                wgt = math.exp(-(oy * oy + ox * ox) / (2 * sigma * sigma)) if sigma > 0 else 1.0
+                px = fx - ox
+                m = flat[py * bw + px.clamp(0, bw - 1)]
+                sy, sx = m // ws + oy, m % ws + ox
+                ok = iny & (px >= 0) & (px < bw) & (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws)
+                si = sy.clamp(0, hs - 1) * ws + sx.clamp(0, ws - 1)
+                ok &= source_labels.index_select(0, si) == tl
+                okw = ok * wgt
+                acc += (source.index_select(0, si).float() - centre) * okw[:, None]
+                count += okw
+        out[s:e] = centre + acc / count[:, None]
+    return out
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+@dataclass
+class _Level:
+    size: tuple[int, int]
+    src_img: torch.Tensor  # (h, w, 3) float (uint8 at full resolution)
+    src_lab: torch.Tensor  # (h, w) class indices
+    tgt_lab: torch.Tensor
+    mask: torch.Tensor | None  # (h, w) bool: pixels to synthesise
+
+
+def _bbox(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int]:
+    rows = torch.nonzero(mask.any(1)).flatten()
+    cols = torch.nonzero(mask.any(0)).flatten()
+    h, w = mask.shape
+    return (
+        max(0, int(rows[0]) - margin),
+        max(0, int(cols[0]) - margin),
+        min(h, int(rows[-1]) + 1 + margin),
+        min(w, int(cols[-1]) + 1 + margin),
+    )
+
+
+def synthesize(
+    source: np.ndarray,
+    source_labels: np.ndarray,
+    target_labels: np.ndarray,
+    *,
+    guide: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    patch_size: int = 7,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    settings: PatchSettings | None = None,
+) -> np.ndarray:
+    """The source re-arranged to `target_labels` from its own patches, (H, W, 3) uint8.
+
+    source: (H, W, 3|4) uint8 photo (alpha ignored); source_labels/target_labels:
+    (H, W) integer class maps; guide: optional (h, w, 3|4) uint8 image the result
+    should look like (any size; resampled to each level), else the labels alone
+    guide; mask: optional (H, W) bool, only those pixels are synthesised and every
+    other pixel is the source's own. Deterministic for a seed on a given device.
+    Raises Cancelled when `should_stop()` turns true, EngineError/LabelError on
+    unusable input.
+    """
+    settings = settings or PatchSettings()
+    settings.check(patch_size)
+    src_np = _rgb(source, "source image")
+    shape = src_np.shape[:2]
+    src_lab_np = _index_map(source_labels, "source label map", shape)
+    tgt_lab_np = _index_map(target_labels, "target label map", shape)
+    guide_np = _rgb(guide, "guide image") if guide is not None else None
+    if mask is not None:
+        if not isinstance(mask, np.ndarray) or mask.shape != shape:
+            got = getattr(mask, "shape", type(mask).__name__)
+            raise EngineError(f"the mask must be a (H, W) array the size of the source image {shape}, got {got}")
+        mask = mask.astype(bool, copy=False)
+        if not mask.any():
+            return src_np.copy()
+        if mask.all():
+            mask = None
+    src_lab_np, tgt_lab_np, num_classes = _compact_classes(src_lab_np, tgt_lab_np)
+    dev = _resolve_device(device)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    stop = should_stop or (lambda: False)
+
+    sizes = level_sizes(shape[0], shape[1], settings.coarsest, settings.ratio, patch_size)
+    levels = _build_pyramid(src_np, src_lab_np, tgt_lab_np, mask, sizes, num_classes, dev)
+    guide_t = torch.tensor(guide_np, device=dev) if guide_np is not None else None
+
+    k, r = patch_size, patch_size // 2
+    start = time.perf_counter()
+    work = [h * w for h, w in sizes]
+    prev: dict | None = None
+    for li, lv in enumerate(levels):
+        if stop():
+            raise Cancelled("patch synthesis was stopped")
+        prev = _synthesize_level(li, lv, levels, prev, guide_t, num_classes, settings, k, gen, stop)
+        if progress is not None:
+            elapsed = time.perf_counter() - start
+            done = sum(work[: li + 1])
+            progress(
+                Progress(
+                    step=li + 1,
+                    total=len(levels),
+                    elapsed_s=elapsed,
+                    eta_s=elapsed * (sum(work) - done) / done,
+                    losses={"patch_distance": prev["cost"]},
+                    stage="apply",
+                )
+            )
+    assert prev is not None
+    out = src_np.copy()
+    delta, (y0, x0, y1, x1), free = prev["delta"], prev["box"], prev["free"]
+    bw = x1 - x0
+    fy, fx = (free // bw + y0).cpu().numpy(), (free % bw + x0).cpu().numpy()
+    values = levels[-1].src_img.reshape(-1, 3).index_select(0, (free // bw + y0) * shape[1] + free % bw + x0).float()
+    values = values + delta.reshape(-1, 3).index_select(0, free)
+    out[fy, fx] = values.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    log.debug("patch synthesis %dx%d in %.2f s", shape[1], shape[0], time.perf_counter() - start)
+    return out
+
+
+def _build_pyramid(
+    src: np.ndarray,
+    src_lab: np.ndarray,
+    tgt_lab: np.ndarray,
+    mask: np.ndarray | None,
+    sizes: list[tuple[int, int]],
+    num_classes: int,
+    dev: torch.device,
+) -> list[_Level]:
+    """Levels coarse to fine; each is made from the next finer one."""
+    img = torch.tensor(src, device=dev)  # a copy: the caller's array may be read-only
+    sl = torch.from_numpy(src_lab).to(dev)
+    tl = torch.from_numpy(tgt_lab).to(dev)
+    m = torch.from_numpy(mask).to(dev) if mask is not None else None
+    out = [_Level(sizes[-1], img, sl, tl, m)]
+    for size in reversed(sizes[:-1]):
+        img = _downsample_image(img, size)
+        sl = _downsample_labels(sl, size, num_classes)
+        tl = _downsample_labels(tl, size, num_classes)
+        if m is not None:
+            # Any masked pixel below marks the coarse pixel: coarse levels cover all the fine work.
+            m = F.interpolate(m.float()[None, None], size=size, mode="area")[0, 0] > 0
+        out.append(_Level(size, img, sl, tl, m))
+    return out[::-1]
+
+
+def _synthesize_level(
+    li: int,
+    lv: _Level,
+    levels: list[_Level],
+    prev: dict | None,
+    guide: torch.Tensor | None,
+    num_classes: int,
+    st: PatchSettings,
+    k: int,
+    gen: torch.Generator,
+    stop: Callable[[], bool],
+) -> dict:
+    """Search and vote passes at one level; returns its match grid, box, free pixels and difference map."""
+    dev = lv.src_lab.device
+    h, w = lv.size
+    margin = k + max(st.fine_steps, default=1)  # context for the free pixels' patches and propagation
+    box = _bbox(lv.mask, margin) if lv.mask is not None else (0, 0, h, w)
+    y0, x0, y1, x1 = box
+    bh, bw = y1 - y0, x1 - x0
+    free_mask = lv.mask[y0:y1, x0:x1] if lv.mask is not None else torch.ones(bh, bw, dtype=torch.bool, device=dev)
+    free = torch.nonzero(free_mask.reshape(-1)).flatten()
+    fy, fx = free // bw, free % bw
+    src_lab_flat = lv.src_lab.reshape(-1)
+    tl_free = lv.tgt_lab[y0:y1, x0:x1].reshape(-1)[free]
+    full_src = lv.src_img.reshape(-1, 3)
+
+    # Every box pixel starts matched to itself (fixed pixels stay so); free pixels
+    # start from the coarser level's matches, repaired where the class is wrong.
+    grid = (torch.arange(y0, y1, device=dev)[:, None] * w + torch.arange(x0, x1, device=dev)[None, :]).reshape(-1)
+    ident = grid[free]
+    if prev is not None:
+        grid[free] = _upsample_matches(prev, lv.size, levels[li - 1].size, fy + y0, fx + x0)
+    index: ClassIndex | None = None
+    bad = src_lab_flat[grid[free]] != tl_free
+    if bool(bad.any()):
+        grid = _repair(grid, free, fy, fx, bh, bw, tl_free, src_lab_flat, (h, w))
+        bad = src_lab_flat[grid[free]] != tl_free
+        if bool(bad.any()):
+            index = ClassIndex.build(lv.src_lab, num_classes)
+            grid[free[bad]] = index.draw(tl_free[bad], gen)
+
+    def vote() -> torch.Tensor:
+        colours = _vote(grid.view(bh, bw), free, fy, fx, tl_free, full_src, src_lab_flat, (h, w), k, st.vote_sigma)
+        centre = full_src.index_select(0, ident).float()
+        delta = torch.zeros(bh, bw, 3, device=dev)
+        delta.view(-1, 3)[free] = colours - centre
+        return delta
+
+    if prev is not None and h * w > st.search_pixels:
+        # Large levels only inherit the matches: the coarser level decided the layout, and
+        # copying full-resolution source pixels along its matches keeps the detail crisp.
+        return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": vote(), "cost": prev["cost"]}
+
+    index = index or ClassIndex.build(lv.src_lab, num_classes)
+    reach = k
+    src_dist = boundary_distance(lv.src_lab, reach)
+    tgt_dist = boundary_distance(lv.tgt_lab, reach)
+    same = src_lab_flat[ident] == tl_free
+    passes = st.coarse_passes if li == 0 else st.fine_passes
+    delta = torch.zeros(bh, bw, 3, device=dev)
+    filled = li == 0 and guide is None and st.fill_weight > 0
+    if filled:
+        # Without a guide the first search would see labels only: start from a smooth
+        # colour sketch instead (each class's nearby source colours), so that large
+        # flat regions such as a sky gradient continue where a class moved in.
+        fill = class_fill(lv.src_img, lv.src_lab, lv.tgt_lab, num_classes)
+        delta.view(-1, 3)[free] = fill[y0:y1, x0:x1].reshape(-1, 3)[free] - full_src[ident].float()
+    cost = float("nan")
+    for p in range(passes):
+        # The first pass of a finer level compares the upsampled estimate with an equally
+        # blurred source (the coarser source level, upsampled), later passes compare sharp ones.
+        blurred = li > 0 and p == 0
+        src_colour, est_colour = _colour_sources(lv, levels[li - 1] if li else None, prev, delta, box, blurred)
+        we = st.estimate_weight if (li > 0 or p > 0 or filled) else 0.0
+        if filled and p == 0:
+            we *= st.fill_weight
+        wg = st.guide_weight if guide is not None else 0.0
+
+        def tgt_colour(rows, cols, est_colour=est_colour, we=we, wg=wg):
+            # A lone part is returned untouched: bit-equal to the source side when the layout is unchanged.
+            est = est_colour(rows, cols) if we else None
+            g = resample(guide, guide.shape[:2], (0, 0), rows, cols, lv.size) if wg else None
+            if est is None or g is None:
+                return est if g is None else g
+            return (est * we + g * wg) / (we + wg)
+
+        cw = we + wg
+        src_feat = LevelFeatures(lv.src_lab, num_classes, src_dist, reach, st.label_weight, st.boundary_weight, src_colour if cw else None, cw)
+        tgt_feat = LevelFeatures(lv.tgt_lab, num_classes, tgt_dist, reach, st.label_weight, st.boundary_weight, tgt_colour if cw else None, cw)
+        # Colour texture gets its own share of the dimensions (see pca_projection).
+        nl = num_classes + 1
+        if cw:
+            dc = max(1, round(st.descriptor_dims * st.colour_share))
+            groups = [(0, nl, max(1, st.descriptor_dims - dc)), (nl, nl + 3, dc)]
+        else:
+            groups = [(0, nl, st.descriptor_dims)]
+        proj = pca_projection(src_feat, h, w, k, groups, gen, dev)
+        # Half-precision keys where float32 ones would be large (memory; the CPU gathers them anyway).
+        big = h * w * proj.shape[0] * 4 > 256 << 20
+        kdtype = torch.float16 if big and dev.type == "cpu" else torch.float32
+        keys = descriptors(src_feat, proj, h, w, dtype=kdtype)
+        query = descriptors(tgt_feat, proj, h, w, box=box, select=free, dtype=kdtype)
+        search = Search(query, keys, src_lab_flat, tl_free, fy, fx, box, (h, w), st.position_weight)
+        if p == 0:
+            # Where the layout is unchanged the identity is offered first: it stays unless beaten.
+            cur = grid[free]
+            better = same & (search.cost(ident) <= search.cost(cur))
+            grid[free] = torch.where(better, ident, cur)
+        if li == 0:
+            top = int(math.log2(max(bh, bw) / 4)) if max(bh, bw) >= 8 else 0
+            steps, iters, radius, draws = [2**i for i in range(top, -1, -1)], st.coarse_iterations, max(h, w), index
+        else:
+            steps, iters, radius, draws = list(st.fine_steps), st.fine_iterations, st.fine_radius, None
+        g, cst = patchmatch(
+            search, grid.view(bh, bw), free, iterations=iters, steps=steps, radius=radius,
+            generator=gen, index=draws, coherence=st.coherence, should_stop=stop,
+        )
+        grid = g.reshape(-1)
+        delta = vote()
+        finite = cst[torch.isfinite(cst)]
+        cost = float(finite.mean()) / (k * k) if finite.numel() else float("nan")
+        del keys, query, search
+    return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": delta, "cost": cost}
+
+
+def _colour_sources(
+    lv: _Level,
+    plv: _Level | None,
+    prev: dict | None,
+    delta: torch.Tensor,
+    box: tuple[int, int, int, int],
+    blurred: bool,
+) -> tuple[Callable, Callable]:
+    """(source colours, estimate colours) on a grid of rows x columns of this level, float (n, m, 3)."""
+    if blurred:
+        assert plv is not None and prev is not None
+
+        def src_colour(rows, cols):
+            return resample(plv.src_img, plv.size, (0, 0), rows, cols, lv.size)
+
+        def est_colour(rows, cols):
+            base = resample(plv.src_img, plv.size, (0, 0), rows, cols, lv.size)
+            return base + resample(prev["delta"], plv.size, prev["box"][:2], rows, cols, lv.size)
+
+        return src_colour, est_colour
+
+    def src_colour(rows, cols):
+        return lv.src_img.index_select(0, rows).index_select(1, cols).float()
+
+    def est_colour(rows, cols):
+        # The difference map lives on the box; rows/cols outside it add nothing.
+        return src_colour(rows, cols) + resample(delta, lv.size, box[:2], rows, cols, lv.size)
+
+    return src_colour, est_colour
+
+
+def _repair(
+    grid: torch.Tensor,
+    free: torch.Tensor,
+    fy: torch.Tensor,
+    fx: torch.Tensor,
+    bh: int,
+    bw: int,
+    tl_free: torch.Tensor,
+    src_lab_flat: torch.Tensor,
+    source_shape: tuple[int, int],
+    rounds: int = 4,
+) -> torch.Tensor:
+    """Free pixels matched into another class take a neighbour's valid match, shifted, instead.
+
+    Upsampled matches cross class borders where the finer labels differ from the
+    coarser ones; borrowing a neighbour's match keeps the patch coherent there.
+    """
+    hs, ws = source_shape
+    grid = grid.clone()
+    for _ in range(rounds):
+        cur = grid[free]
+        bad = src_lab_flat[cur] != tl_free
+        if not bool(bad.any()):
+            break
+        idx = torch.nonzero(bad).flatten()
+        by, bx, bt, bf = fy[idx], fx[idx], tl_free[idx], free[idx]
+        fixed = torch.zeros(idx.numel(), dtype=torch.bool, device=grid.device)
+        new = cur[idx]
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy == 0 and dx == 0:
+                    continue
+                ny, nx = by + dy, bx + dx
+                inside = (ny >= 0) & (ny < bh) & (nx >= 0) & (nx < bw)
+                m = grid[ny.clamp(0, bh - 1) * bw + nx.clamp(0, bw - 1)]
+                sy, sx = m // ws - dy, m % ws - dx
+                ok = inside & (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws) & ~fixed
+                cand = sy.clamp(0, hs - 1) * ws + sx.clamp(0, ws - 1)
+                ok &= src_lab_flat[cand] == bt
+                new = torch.where(ok, cand, new)
+                fixed |= ok
+        grid[bf] = new
+    return grid
+
+
+def _upsample_matches(prev: dict, size: tuple[int, int], prev_size: tuple[int, int], ty: torch.Tensor, tx: torch.Tensor) -> torch.Tensor:
+    """Start matches at a finer level: each pixel's coarse match offset, scaled; identity outside the coarse box."""
+    h, w = size
+    ph, pw = prev_size
+    y0, x0, y1, x1 = prev["box"]
+    py = ((ty.float() + 0.5) * ph / h).long().clamp(0, ph - 1)
+    px = ((tx.float() + 0.5) * pw / w).long().clamp(0, pw - 1)
+    inside = (py >= y0) & (py < y1) & (px >= x0) & (px < x1)
+    g = prev["grid"].reshape(-1)
+    m = g[(py.clamp(y0, y1 - 1) - y0) * (x1 - x0) + (px.clamp(x0, x1 - 1) - x0)]
+    oy = torch.where(inside, m // pw - py, 0).float()
+    ox = torch.where(inside, m % pw - px, 0).float()
+    sy = (ty + (oy * h / ph).round().long()).clamp(0, h - 1)
+    sx = (tx + (ox * w / pw).round().long()).clamp(0, w - 1)
+    return sy * w + sx
