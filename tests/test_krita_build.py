@@ -91,3 +91,45 @@ def test_build_rejects_a_non_wheel(tmp_path, capsys):
     assert e.value.code == 2
     assert "expected a pyzmq wheel" in capsys.readouterr().err
     assert not (tmp_path / "z.zip").exists()
+
+
+def _local_pyzmq_wheel():
+    """A pyzmq wheel for this Python, from $SA_PYZMQ_WHEEL_DIR or the repository's .whl/
+    (fill it with: pip download pyzmq --only-binary=:all: --no-deps -d .whl)."""
+    import os
+
+    from semantic_analogy_krita import deps
+
+    rt = deps.current_runtime()
+    for folder in (os.environ.get("SA_PYZMQ_WHEEL_DIR"), ROOT / ".whl"):
+        if folder and Path(folder).is_dir():
+            for whl in sorted(Path(folder).glob("pyzmq-*.whl")):
+                try:
+                    if deps.folder_matches(deps.wheel_folder_name(whl.name), rt):
+                        return whl
+                except ValueError:
+                    continue
+    return None
+
+
+def test_bundled_pyzmq_wheel_is_used_where_the_python_has_none(tmp_path):
+    wheel = _local_pyzmq_wheel()
+    if wheel is None:
+        pytest.skip("no pyzmq wheel for this Python in $SA_PYZMQ_WHEEL_DIR or .whl/ "
+                    "(pip download pyzmq --only-binary=:all: --no-deps -d .whl)")
+    zip_path = tmp_path / "with_zmq.zip"
+    assert build_zip.main(["-o", str(zip_path), "--zmq-wheel", str(wheel)]) == 0
+    zipfile.ZipFile(zip_path).extractall(tmp_path / "x")
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from semantic_analogy_krita import deps\n"
+        "client, images, errors = deps.load_protocol()\n"
+        "import zmq\n"
+        "print('ZMQ', zmq.__file__, zmq.zmq_version())\n"
+        "print('CLIENT', client.__name__)\n"
+    )
+    r = subprocess.run([sys.executable, "-S", "-c", script, str(tmp_path / "x")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"ZMQ {tmp_path / 'x'}" in r.stdout and "/vendor/cp3" in r.stdout
+    assert "CLIENT semantic_analogy_krita.protocol.client" in r.stdout

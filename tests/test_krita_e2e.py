@@ -100,7 +100,7 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     # Result layers: one per run, named after the target, the document's size, at its origin.
     w, h = Image.open(files["image"]).size
     layers = {r["name"]: r for r in result["result_layers"]}
-    assert set(layers) == {"Target 1 → analogy", "Target 2 → analogy"}, report
+    assert set(layers) == {"Target 1 → analogy", "Target 2 → analogy", "Target 2 → analogy (2)"}, report
     for r in layers.values():
         assert r["bounds"] == [0, 0, w, h] and (r["model"], r["depth"]) == ("RGBA", "U8")
     # Placed above the source photo; the source layers are untouched.
@@ -112,11 +112,14 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     check_follows_target(out / "result_apply.png", files["image"], files["labels"], files["target2"])
     assert not np.array_equal(rgb(out / "result_train.png"), rgb(out / "result_apply.png"))
 
-    # Apply re-used the trained model instead of training again.
+    # Apply re-used the trained model instead of training again (how fast that is, is
+    # measured by the benchmarks, not here).
     log = daemon_log.read_text()
     assert log.count("cached model") >= 1 and log.count("trained model") == 1, log[-2000:]
-    assert result["apply"]["seconds"] < result["train"]["seconds"], report
     assert "CPU" in result["train"]["connection"], report
+
+    # Live mode: repainting the target layer re-applied without a button press.
+    assert result["live"]["ok"] and "Target 2 → analogy (2)" in result["live"]["message"], result["live"]
 
     # The label-painting helpers, pressed in the same Krita session.
     helpers = result["helpers"]

@@ -59,6 +59,13 @@ class Driver:
         with open(os.path.join(self.out, "result.json"), "w") as f:
             json.dump(self.result, f, indent=1)
 
+    def on_finished(self, fn):
+        """Route the controller's next `finished` signal to fn (and only to fn)."""
+        if getattr(self, "_slot", None) is not None:
+            self.docker.controller.finished.disconnect(self._slot)
+        self._slot = lambda ok: self.guard(fn, ok)
+        self.docker.controller.finished.connect(self._slot)
+
     def guard(self, fn, *args):
         try:
             fn(*args)
@@ -120,8 +127,7 @@ class Driver:
         docker.address.setText(cfg["address"])
         docker.preset.setCurrentIndex(docker.preset.findData(cfg["preset"]))
         docker.steps.setValue(cfg["steps"])
-        self._slot = lambda ok: self.guard(self.after_train, ok)
-        docker.controller.finished.connect(self._slot)
+        self.on_finished(self.after_train)
         self.t_train = time.time()
         if not docker.start("train"):
             raise RuntimeError("Train did not start: " + docker.error.text())
@@ -139,7 +145,6 @@ class Driver:
 
     def after_train(self, ok):
         d = self.docker
-        d.controller.finished.disconnect(self._slot)
         self.result["train"] = {"ok": ok, "seconds": round(time.time() - self.t_train, 2),
                                 "message": d.error.text(), "details": d.details.toPlainText(),
                                 "progress": d.progress_text.text(), "connection": d.state.text()}
@@ -167,7 +172,7 @@ class Driver:
         node.setPixelData(data, 0, 0, w, h)
         d.refresh_layers()
         d.target.setCurrentIndex(d.target.findData(node.uniqueId().toString()))
-        d.controller.finished.connect(lambda ok: self.guard(self.after_apply, ok))
+        self.on_finished(self.after_apply)
         self.t_apply = time.time()
         if not d.start("apply"):
             raise RuntimeError("Apply did not start: " + d.error.text())
@@ -182,6 +187,24 @@ class Driver:
             self.save_layer("Target 2 → analogy", "result_apply.png")
         self.screenshot("docker.png")
         self.result["layers_before_helpers"] = [n.name() for n in self.doc.topLevelNodes()]
+        if not ok:
+            self.finish(False)
+            return
+        # Live mode: repainting the target re-applies by itself.
+        self.on_finished(self.after_live)
+        d.live.setChecked(True)
+        w, h = self.size
+        _, _, data = load_bgra(self.cfg["target"])
+        self.t_live = time.time()
+        self.doc.nodeByName("Target 2").setPixelData(data, 0, 0, w, h)
+        self.log("repainted Target 2 with Live on")
+
+    def after_live(self, ok):
+        d = self.docker
+        d.live.setChecked(False)
+        self.result["live"] = {"ok": ok, "seconds": round(time.time() - self.t_live, 2),
+                               "message": d.error.text()}
+        self.log(f"Live apply finished ok={ok}")
         self.helpers()
         self.finish(ok)
 
