@@ -237,6 +237,12 @@ class SemanticAnalogyDocker(DockWidget):
 
     def refresh_layers(self) -> None:
         """Fill the pickers for the active document and select its remembered layers."""
+        try:
+            self._refresh_layers()
+        except Exception as e:  # called from Krita's signals: never reach Krita's modal exception hook
+            self._report(e)
+
+    def _refresh_layers(self) -> None:
         doc = self._doc()
         self._filling = True
         try:

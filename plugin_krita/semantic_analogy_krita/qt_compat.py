@@ -64,28 +64,8 @@ SIZE_PREFERRED = QSizePolicy.Policy.Preferred
 SIZE_FIXED = QSizePolicy.Policy.Fixed
 
 
-def exec_loop(obj) -> int:
-    """QEventLoop/QDialog exec: exec_() in PyQt5, exec() in PyQt6."""
-    run = getattr(obj, "exec", None) or getattr(obj, "exec_")
-    return run()
-
-
 def qimage_from_rgba(width: int, height: int, rgba: bytes) -> "QImage":
     """A QImage that owns a copy of 8-bit RGBA pixels (the bytes may be freed after)."""
     img = QImage(rgba, width, height, width * 4, FORMAT_RGBA8888)
     return img.copy()
 
-
-def rgba_from_qimage(img: "QImage") -> tuple[int, int, bytes]:
-    """8-bit RGBA bytes (rows packed, no padding) of any QImage."""
-    img = img.convertToFormat(FORMAT_RGBA8888)
-    w, h = img.width(), img.height()
-    ptr = img.constBits()
-    size = img.sizeInBytes() if hasattr(img, "sizeInBytes") else img.byteCount()
-    if hasattr(ptr, "setsize"):  # PyQt5 sip.voidptr
-        ptr.setsize(size)
-    raw = bytes(ptr.asstring(size) if hasattr(ptr, "asstring") else ptr)
-    stride = img.bytesPerLine()
-    if stride == w * 4:
-        return w, h, raw[: w * h * 4]
-    return w, h, b"".join(raw[y * stride: y * stride + w * 4] for y in range(h))
