@@ -99,7 +99,12 @@ def prepare_profile(work: Path) -> dict:
     (config / "kritarc").write_text(
         "[python]\n" + "".join(f"enable_{p}=true\n" for p in PLUGINS)
         + "\n[General]\nshowSplashScreen=false\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "QT_", "DISPLAY", "WAYLAND"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("XDG_", "QT_", "DISPLAY", "WAYLAND", "PYTHON", "VIRTUAL_ENV"))}
+    # Krita's embedded Python finds its prefix through the first `python3` on PATH: an
+    # activated virtual environment (as the test runner has) would hide Debian's
+    # dist-packages, PyQt5 included, and the plugin would never load.
+    env["PATH"] = "/usr/bin:/bin"
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(config), XDG_DATA_HOME=str(home / ".local" / "share"),
                XDG_CACHE_HOME=str(home / ".cache"), XDG_RUNTIME_DIR=str(work / "runtime"),
                SEMANTIC_ANALOGY_KRITA_HOME=str(work / "userdata"))
