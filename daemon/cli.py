@@ -22,6 +22,7 @@ from ..engine.presets import PRESETS  # light: no torch
 from ..protocol.client import Client, Event
 from ..protocol.errors import DaemonUnavailable, JobFailed, ProtocolError
 from ..protocol.images import RGBAImage
+from ..protocol.schema import DEFAULT_METHOD, METHODS
 from ..protocol.security import CurveKeys
 from .config import DEFAULT_BIND, ConfigError, DaemonConfig, Limits, default_cache_dir, parse_size
 
@@ -97,6 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=Limits(max_pixels=args.max_pixels, max_targets=args.max_targets, max_queue=args.max_queue),
             keys_dir=Path(args.keys).expanduser() if args.keys else None,
             preview_interval_s=args.preview_interval,
+            instant_preview_px=args.instant_preview_size,
             cpu_threads=args.threads,
         )
         daemon = Daemon(config)
@@ -157,7 +159,12 @@ class _ProgressBar:
         self.stage = None
 
     def __call__(self, ev: Event) -> None:
-        if ev.kind == "queued":
+        if ev.instant:
+            if not self.bar.disable:
+                what = "patch" if ev.data.get("kind") == "patch" else "GAN"
+                self.bar.write(f"{what} preview ready ({ev.images[0].width}x{ev.images[0].height})",
+                               file=sys.stderr)
+        elif ev.kind == "queued":
             self.bar.set_description(f"queued (position {ev.data['position'] + 1})")
         elif ev.kind == "progress":
             d = ev.data
@@ -190,7 +197,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     def body(c: Client) -> int:
         c.connect()
         job = c.submit(image, labels, targets, settings, target_names=[Path(t).stem for t in args.targets],
-                       cancel_if_silent=args.cancel_if_silent)
+                       cancel_if_silent=args.cancel_if_silent, method=args.method)
         print(f"job {job}", file=sys.stderr)
         bar = _ProgressBar(enabled=not args.quiet)
         try:
@@ -385,6 +392,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-queue", type=int, default=Limits.max_queue, help="most jobs waiting (default 32)")
     p.add_argument("--preview-interval", type=float, default=2.0, metavar="S",
                    help="at most one preview image per job every S seconds (default 2)")
+    p.add_argument("--instant-preview-size", type=int, default=DaemonConfig.instant_preview_px, metavar="PX",
+                   help="longest side of the instant patch preview sent before training "
+                        f"(default {DaemonConfig.instant_preview_px}; 0: none)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for training (default: one per core; fewer on a busy shared machine)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -396,6 +406,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("labels", help="its colour-coded label map, same size")
     p.add_argument("targets", nargs="+", metavar="TARGET", help="edited label map(s), same size")
     p.add_argument("--out", required=True, help="output file (one target) or folder (several: NAME.png each)")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+                   help="gan: the GAN's output; patch: patches of the photo guided by the labels alone, no "
+                        "training (seconds); gan+patch: the GAN's layout with the photo's own patches for "
+                        f"crisp detail (default {DEFAULT_METHOD})")
     g = p.add_argument_group("training")
     g.add_argument("--preset", default="preview", choices=list(PRESETS), help="size/steps preset (default: preview)")
     g.add_argument("--size", type=int, help="working size: the longest side in pixels (default: the preset's)")

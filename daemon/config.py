@@ -61,6 +61,9 @@ class DaemonConfig:
     keys_dir: Path | None = None  # CURVE: server.key_secret and authorized_clients/*.key
     preview_interval_s: float = 2.0  # at most one preview image per job this often
     progress_interval_s: float = 0.2  # at most this many progress events per job per second
+    # Longest side of the instant preview (SPEC.md, Instant result); 0: none. Patch synthesis
+    # takes about 2 s at 512 px on two CPU cores and grows with the pixel count.
+    instant_preview_px: int = 512
     models_in_memory: int = 1  # trained models kept loaded for fast cache hits
     max_jobs_remembered: int = 1000  # finished jobs kept in memory (their results stay on disk)
     shutdown_timeout_s: float = 30.0  # how long SIGTERM waits for the running job to checkpoint
@@ -75,6 +78,8 @@ class DaemonConfig:
             raise ConfigError("the cache size cap must be positive")
         if self.preview_interval_s < 0 or self.progress_interval_s < 0:
             raise ConfigError("preview and progress intervals cannot be negative")
+        if self.instant_preview_px < 0:
+            raise ConfigError(f"--instant-preview-size must be 0 (off) or a number of pixels, got {self.instant_preview_px}")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {self.cpu_threads}")
         check_bind(self.bind, self.keys_dir)

@@ -13,6 +13,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..protocol.schema import DEFAULT_METHOD
+
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = frozenset({DONE, FAILED, CANCELLED})
 
@@ -34,6 +36,7 @@ class Job:
     labels: Any = None
     targets: list = field(default_factory=list)
     cancel_if_silent: float | None = None
+    method: str = DEFAULT_METHOD  # gan, patch or gan+patch (protocol/schema.py METHODS)
     client: str = ""
     state: str = QUEUED
     created: float = field(default_factory=time.time)
@@ -60,8 +63,10 @@ class Job:
     def describe(self) -> str:
         s = self.settings_dict
         preset = s.get("preset", "preview")
-        return (f"{self.width}x{self.height}, {len(self.target_names)} target(s), preset {preset}"
-                + (f", {s['steps']} steps" if s.get("steps") else ""))
+        if self.method == "patch":  # no training: the preset does not matter
+            return f"{self.width}x{self.height}, {len(self.target_names)} target(s), method patch"
+        return (f"{self.width}x{self.height}, {len(self.target_names)} target(s), method {self.method}, "
+                f"preset {preset}" + (f", {s['steps']} steps" if s.get("steps") else ""))
 
 
 def new_job_id() -> str:

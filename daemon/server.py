@@ -151,6 +151,7 @@ class Daemon:
             preview_interval=self.config.preview_interval_s,
             models_in_memory=self.config.models_in_memory,
             cpu_threads=self.config.cpu_threads,
+            instant_preview_px=self.config.instant_preview_px,
         )
         self.worker.start()
         log.info("listening on %s (device %s, cache %s, %s)", self.endpoint, self.device, self.cache.root,
@@ -240,8 +241,13 @@ class Daemon:
                 seq = self._send_event(job, "progress", data)
                 job.last_progress = (seq, data)
                 log.debug("job %s %s step %d/%d", job.id[:8], data["stage"], data["step"], data["total"])
-                if preview is not None:
-                    self._send_event(job, "preview", {k: data[k] for k in ("stage", "step", "total")}, [preview])
+                if preview is not None:  # the generator's output for the first target, while training
+                    self._send_event(job, "preview", {**{k: data[k] for k in ("stage", "step", "total")},
+                                                      "kind": "gan", "instant": False, "target": 0}, [preview])
+            elif kind == "preview":  # the instant preview (SPEC.md, Instant result)
+                _, _, data, image = item
+                self._send_event(job, "preview", data, [image])
+                log.info("job %s: instant %s preview sent", job.id[:8], data["kind"])
             elif kind == "finished":
                 _, _, state, ev_kind, data, images = item
                 self._finish(job, state, ev_kind, data, images)
@@ -251,8 +257,10 @@ class Daemon:
         seq = self._send_event(job, kind, data, images)
         job.terminal = (seq, kind, data)
         took = f" in {job.finished - job.started:.1f} s" if job.started and job.finished else ""
-        if kind == "result":
-            log.info("job %s done%s (%s model %s)", job.id[:8], took,
+        if kind == "result" and not data["model_key"]:
+            log.info("job %s done%s (method %s, no model)", job.id[:8], took, data.get("method"))
+        elif kind == "result":
+            log.info("job %s done%s (method %s, %s model %s)", job.id[:8], took, data.get("method"),
                      "cached" if data["cached"] else "trained", data["model_key"][:12])
         else:
             log.info("job %s %s%s: %s [%s]", job.id[:8], state, took, data["message"], data["code"])
@@ -376,7 +384,7 @@ class Daemon:
             id=new_job_id(), width=req.width, height=req.height, settings=settings,
             settings_dict=req.settings, target_names=req.target_names,
             image=req.image, labels=req.labels, targets=req.targets,
-            cancel_if_silent=req.cancel_if_silent, client=identity.hex()[:8],
+            cancel_if_silent=req.cancel_if_silent, method=req.method, client=identity.hex()[:8],
         )
         job.subscribers.add(identity)
         try:
@@ -396,6 +404,8 @@ class Daemon:
         if meta is not None:  # finished before a restart, or forgotten from memory: rebuild it
             data = {"target_names": list(meta["target_names"]), "model_key": meta["model_key"],
                     "cached": bool(meta.get("cached", False))}
+            if isinstance(meta.get("method"), str):  # results stored before protocol 1.1 have none
+                data["method"] = meta["method"]
             job = Job(id=job_id, width=meta["width"], height=meta["height"], settings=None,
                       settings_dict={}, target_names=data["target_names"], state=DONE,
                       model_key=meta["model_key"], seq=1, terminal=(1, "result", data))
@@ -468,10 +478,11 @@ class Daemon:
         if loaded is None:
             raise ProtocolError("UNKNOWN_JOB", _evicted(job.id), field="job_id")
         meta, _ = loaded
-        self._reply(identity, msg, "result_reply", {
-            "job_id": job.id, "target_names": list(meta["target_names"]),
-            "model_key": meta["model_key"], "images": _images(loaded),
-        })
+        content = {"job_id": job.id, "target_names": list(meta["target_names"]),
+                   "model_key": meta["model_key"], "images": _images(loaded)}
+        if isinstance(meta.get("method"), str):
+            content["method"] = meta["method"]
+        self._reply(identity, msg, "result_reply", content)
 
     def _on_list_models(self, identity: bytes, msg: Message) -> None:
         self._reply(identity, msg, "models_reply", {"models": self.cache.list_models()})

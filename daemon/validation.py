@@ -15,6 +15,7 @@ import numpy as np
 
 from ..protocol.errors import ProtocolError
 from ..protocol.images import RGBAImage
+from ..protocol.schema import DEFAULT_METHOD, check_method
 from .config import Limits
 
 MAX_NAME_LEN = 200
@@ -32,6 +33,7 @@ class SubmitRequest:
     cancel_if_silent: float | None
     width: int
     height: int
+    method: str = DEFAULT_METHOD
 
 
 def to_array(img: RGBAImage) -> np.ndarray:
@@ -92,6 +94,7 @@ def parse_submit(content: dict, limits: Limits) -> SubmitRequest:
     if silence is not None and not (math.isfinite(silence) and MIN_SILENCE_S <= silence <= MAX_SILENCE_S):
         raise ProtocolError("BAD_VALUE", f"cancel_if_silent must be between {MIN_SILENCE_S} and "
                             f"{MAX_SILENCE_S:.0f} seconds, got {silence}", field="cancel_if_silent")
+    method = check_method(content.get("method"))
     return SubmitRequest(
         image=to_array(image),
         labels=to_array(labels),
@@ -101,4 +104,5 @@ def parse_submit(content: dict, limits: Limits) -> SubmitRequest:
         cancel_if_silent=None if silence is None else float(silence),
         width=w,
         height=h,
+        method=method,
     )

@@ -2,7 +2,8 @@
 
     c = Client("tcp://127.0.0.1:5555", timeout=5.0)
     info = c.connect()                       # handshake; DaemonUnavailable / VersionMismatch
-    job = c.submit(image, labels, [target], {"preset": "preview"}, cancel_if_silent=30)
+    job = c.submit(image, labels, [target], {"preset": "preview"}, cancel_if_silent=30,
+                   method="gan+patch")       # "patch": no training, a result in seconds
     images = c.wait(job, on_event=print)     # or: for ev in c.events(job): ...
                                              # or, from a GUI timer: c.poll(job)
 
@@ -25,9 +26,9 @@ import zmq
 
 from .errors import JOB_FAILURE_CODES, DaemonUnavailable, JobFailed, JobTimeout, ProtocolError, VersionMismatch
 from .images import RGBAImage
-from .schema import TERMINAL_KINDS
+from .schema import TERMINAL_KINDS, check_method
 from .security import CurveKeys
-from .version import PROTOCOL_VERSION, compatible
+from .version import PROTOCOL_VERSION, compatible, parse_version
 from .wire import DecodeError, Message, decode, encode, new_msg_id
 
 _FINISHED_STATES = ("done", "failed", "cancelled")
@@ -49,6 +50,11 @@ class Event:
     def terminal(self) -> bool:
         """True for the last event of a job (result, error, cancelled)."""
         return self.kind in TERMINAL_KINDS
+
+    @property
+    def instant(self) -> bool:
+        """True for the instant preview a job sends before training (SPEC.md, Instant result)."""
+        return self.kind == "preview" and self.data.get("instant") is True
 
 
 @dataclass
@@ -283,18 +289,29 @@ class Client:
         *,
         target_names: list[str] | None = None,
         cancel_if_silent: float | None = None,
+        method: str | None = None,
     ) -> str:
-        """Queue a job; returns its id at once. Events follow through poll/events/wait."""
+        """Queue a job; returns its id at once. Events follow through poll/events/wait.
+
+        ``method``: "gan", "patch" (no training: the result in seconds) or "gan+patch";
+        None leaves the choice to the daemon (protocol 1.1 daemons: "gan+patch").
+        """
         targets = list(targets) if isinstance(targets, (list, tuple)) else targets
         _check_submit(image, labels, targets, settings, target_names, cancel_if_silent)
+        if method is not None:
+            check_method(method)
         with self._lock:
             self._ensure()
             _check_limits(self.info.get("limits", {}), image, targets)
+            if method is not None:
+                _check_daemon_knows_methods(self.address, str(self.info.get("protocol_version", "")))
             content = {"image": image, "labels": labels, "targets": targets, "settings": dict(settings)}
             if target_names is not None:
                 content["target_names"] = list(target_names)
             if cancel_if_silent is not None:
                 content["cancel_if_silent"] = float(cancel_if_silent)
+            if method is not None:
+                content["method"] = method
             reply = self._request("submit", content)
             job_id = reply.content["job_id"]
             # A few heartbeats fit in the silence the daemon tolerates, so one lost or late is harmless.
@@ -485,6 +502,19 @@ def _check_submit(image, labels, targets, settings, target_names, cancel_if_sile
         if isinstance(cancel_if_silent, bool) or not isinstance(cancel_if_silent, (int, float)) or not cancel_if_silent > 0:
             raise ProtocolError("BAD_VALUE", "cancel_if_silent must be a positive number of seconds",
                                 field="cancel_if_silent")
+
+
+def _check_daemon_knows_methods(address: str, daemon_version: str) -> None:
+    """A 1.0 daemon ignores ``method`` (unknown fields are ignored): refuse rather than get another method."""
+    try:
+        too_old = parse_version(daemon_version) < (1, 1)
+    except ValueError:
+        too_old = True
+    if too_old:
+        raise VersionMismatch(
+            f"the daemon at {address} speaks protocol {daemon_version[:16]}, which cannot choose the method "
+            "(gan, patch, gan+patch); update the daemon to the plug-in's version"
+        )
 
 
 def _check_limits(limits: dict, image: RGBAImage, targets: list[RGBAImage]) -> None:

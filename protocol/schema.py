@@ -51,6 +51,12 @@ HEADER_FIELDS: tuple[Field, ...] = (
 
 _JOB = (_f("job_id", "str"),)
 
+# How a job makes its result (protocol 1.1); the engine's synthesis methods, by the same
+# names (engine/synthesis.py METHODS; a test keeps the two equal). Kept here as well
+# because the protocol must not import the engine (no torch in the plug-ins).
+METHODS: tuple[str, ...] = ("gan", "patch", "gan+patch")
+DEFAULT_METHOD = "gan+patch"
+
 MESSAGES: dict[str, MessageSpec] = {
     spec.name: spec
     for spec in [
@@ -68,6 +74,7 @@ MESSAGES: dict[str, MessageSpec] = {
                 _f("settings", "map"),
                 _f("target_names", "list<str>|nil", False),
                 _f("cancel_if_silent", "number|nil", False),
+                _f("method", "str|nil", False),
             ),
             "submitted",
         ),
@@ -121,6 +128,7 @@ MESSAGES: dict[str, MessageSpec] = {
                 _f("target_names", "list<str>"),
                 _f("model_key", "str"),
                 _f("images", "list<image>"),
+                _f("method", "str", False),
             ),
         ),
         MessageSpec("models_reply", "daemon", (_f("models", "list<map>"),)),
@@ -162,8 +170,20 @@ EVENT_KINDS: dict[str, tuple[Field, ...]] = {
         _f("elapsed_s", "number"),
         _f("losses", "map<str,number>"),
     ),
-    "preview": (_f("stage", "str"), _f("step", "int"), _f("total", "int")),
-    "result": (_f("target_names", "list<str>"), _f("model_key", "str"), _f("cached", "bool")),
+    "preview": (
+        _f("stage", "str"),
+        _f("step", "int"),
+        _f("total", "int"),
+        _f("kind", "str", False),
+        _f("instant", "bool", False),
+        _f("target", "int", False),
+    ),
+    "result": (
+        _f("target_names", "list<str>"),
+        _f("model_key", "str"),
+        _f("cached", "bool"),
+        _f("method", "str", False),
+    ),
     "error": (_f("code", "str"), _f("message", "str")),
     "cancelled": (_f("code", "str"), _f("message", "str")),
 }
@@ -183,6 +203,18 @@ MODEL_ENTRY: tuple[Field, ...] = (
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 LIMIT_NAMES = ("max_pixels", "max_targets", "max_queue", "max_message_bytes")
+
+
+def check_method(value: object) -> str:
+    """A submit's ``method`` (nil: the default) -> one of METHODS; BAD_VALUE naming the choices."""
+    if value is None:
+        return DEFAULT_METHOD
+    if not isinstance(value, str) or value not in METHODS:
+        shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
+        raise ProtocolError(
+            "BAD_VALUE", f"unknown method {shown}; choose one of {', '.join(METHODS)}", field="method"
+        )
+    return value
 
 
 # --- type checking -----------------------------------------------------------------

@@ -7,7 +7,7 @@ MAJOR is refused on both sides with a VERSION_MISMATCH error.
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: submit.method, instant previews (SPEC.md, Versioning)
 
 
 def parse_version(text: object) -> tuple[int, int]:

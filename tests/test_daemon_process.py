@@ -26,6 +26,7 @@ from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import DaemonUnavailable, JobFailed
 from semantic_analogy.protocol.images import RGBAImage
 from semantic_analogy.protocol.security import CurveKeys
+from semantic_analogy.protocol.version import PROTOCOL_VERSION
 
 W, H = 48, 40
 TINY = {"preset": "tiny", "steps": 3}
@@ -241,7 +242,7 @@ def test_curve_lets_listed_clients_in_and_no_one_else(tmp_path, capsys):
         port = d.endpoint.rsplit(":", 1)[1]
         address = f"tcp://127.0.0.1:{port}"
         with Client(address, curve=good) as c:
-            assert c.connect()["protocol_version"] == "1.0"
+            assert c.connect()["protocol_version"] == PROTOCOL_VERSION
             assert len(c.wait(c.submit(photo(), label_map(20), [label_map(30)], TINY), timeout=120)) == 1
         for curve in (None, stranger):
             with Client(address, timeout=1.0, curve=curve) as c, pytest.raises(DaemonUnavailable):

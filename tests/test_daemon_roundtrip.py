@@ -26,6 +26,7 @@ from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import JobFailed, ProtocolError
 from semantic_analogy.protocol.images import RGBAImage
 from semantic_analogy.protocol.wire import decode, encode
+from semantic_analogy.protocol.version import PROTOCOL_VERSION
 
 W, H = 48, 40
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
@@ -136,6 +137,85 @@ def test_wait_returns_images_in_target_order(client):
     one_by_one = [client.wait(client.submit(image, labels, [t], TINY))[0] for t in targets]
     together = client.wait(client.submit(image, labels, targets, TINY))
     assert together == one_by_one
+
+
+# --- methods and the instant result (SPEC.md 1.1) ------------------------------------------------
+
+
+def test_the_instant_patch_preview_arrives_before_the_first_training_step(client):
+    image, labels, target = photo(5), label_map(20), label_map(30, box=(34, 8, 6))
+    settings = long_settings()
+    job = client.submit(image, labels, [target], settings, method="gan+patch")
+    seen = []
+    deadline = time.monotonic() + 60
+    while not any(e.kind == "progress" and e.data["stage"] == "train" for e in seen):
+        assert time.monotonic() < deadline, [e.kind for e in seen]
+        seen += client.poll(job, timeout=0.5)
+        assert not any(e.terminal for e in seen), seen[-1]
+    client.cancel(job)
+    first_train = next(i for i, e in enumerate(seen) if e.kind == "progress" and e.data["stage"] == "train")
+    instant = [e for e in seen[:first_train] if e.instant]
+    assert len(instant) == 1, [e.kind for e in seen]
+    d = instant[0].data
+    assert (d["kind"], d["stage"], d["step"], d["target"]) == ("patch", "train", 0, 0)
+    assert all_events(client, job)[-1].kind == "cancelled"
+    # It is the `patch` method's result for the target (small images are sent at their own size).
+    patch = client.wait(client.submit(image, labels, [target], {"seed": settings["seed"]}, method="patch"))
+    assert instant[0].images[0] == patch[0]
+
+
+def test_method_patch_trains_nothing_and_caches_no_model(client):
+    # A photo whose two classes differ in colour: noisy red left, noisy blue right.
+    a = np.frombuffer(photo(6).data, np.uint8).reshape(H, W, 4).copy()
+    a[:, :20, 0] |= 0xC0
+    a[:, :20, 2] &= 0x3F
+    a[:, 20:, 0] &= 0x3F
+    a[:, 20:, 2] |= 0xC0
+    image, labels, target = RGBAImage(W, H, a.tobytes()), label_map(20), label_map(30, box=(34, 8, 6))
+    models_before = {m["key"] for m in client.list_models()}
+    job = client.submit(image, labels, [target], {"preset": "best"}, method="patch")  # the preset is moot
+    events = all_events(client, job, timeout=60)
+    assert not any(e.kind == "progress" and e.data["stage"] == "train" for e in events)
+    assert not any(e.instant for e in events), "the result itself is the instant answer"
+    result = events[-1]
+    assert result.kind == "result"
+    assert result.data["method"] == "patch" and result.data["model_key"] == "" and result.data["cached"] is False
+    assert {m["key"] for m in client.list_models()} == models_before
+    out = np.frombuffer(result.images[0].data, np.uint8).reshape(H, W, 4)
+    src = np.frombuffer(image.data, np.uint8).reshape(H, W, 4)
+    assert np.array_equal(out[:, :20], src[:, :20]) and np.array_equal(out[:, 40:], src[:, 40:]), "unedited: exact"
+    # The edited strip and box, now of the red class, are made of the red class's patches.
+    for region in (out[:, 22:28], out[9:13, 35:39]):
+        assert (region[..., 0] >= 0xA0).all() and (region[..., 2] <= 0x60).all()
+    assert client.result(job) == result.images
+    # The same job again gives the same pixels (seeded), and is what a 1.1 client's preview shows.
+    assert client.wait(client.submit(image, labels, [target], {}, method="patch"), timeout=60) == result.images
+
+
+def test_a_cached_model_serves_every_method_and_gan_plus_patch_previews_the_gan(client):
+    image, labels, target = photo(7), label_map(20), label_map(30, box=(34, 8, 6))
+    gan_events = all_events(client, client.submit(image, labels, [target], TINY, method="gan"))
+    assert gan_events[-1].data["method"] == "gan" and gan_events[-1].data["cached"] is False
+    key = gan_events[-1].data["model_key"]
+    events = all_events(client, client.submit(image, labels, [target], TINY, method="gan+patch"))
+    result = events[-1]
+    assert result.data["cached"] is True and result.data["model_key"] == key and result.data["method"] == "gan+patch"
+    instant = [e for e in events if e.instant]
+    assert len(instant) == 1 and instant[0].data["kind"] == "gan" and instant[0].data["stage"] == "apply"
+    assert instant[0].images[0] == gan_events[-1].images[0], "the preview is the GAN's result"
+    assert events.index(instant[0]) < len(events) - 1
+    again = all_events(client, client.submit(image, labels, [target], TINY, method="gan"))
+    assert again[-1].data["cached"] is True and not any(e.instant for e in again)
+    assert again[-1].images == gan_events[-1].images
+    # Both keep every pixel whose label did not change (left of column 20; right of 30 but the box).
+    src = np.frombuffer(image.data, np.uint8).reshape(H, W, 4)
+    unedited = np.ones((H, W), bool)
+    unedited[:, 20:30] = False
+    unedited[8:14, 34:40] = False
+    for im in (result.images[0], gan_events[-1].images[0]):
+        out = np.frombuffer(im.data, np.uint8).reshape(H, W, 4)
+        assert np.array_equal(out[unedited], src[unedited])
+    assert result.images[0] != gan_events[-1].images[0], "gan+patch remade the edited region"
 
 
 # --- jobs belong to the daemon, not the connection -------------------------------------------
@@ -403,7 +483,7 @@ def test_wrong_version_handshake_is_refused_and_logged(daemon, caplog):
     caplog.set_level(logging.WARNING, logger="semantic_analogy.daemon")
     reply = _raw_request(daemon.endpoint, "hello", {"protocol_version": "7.1", "client": "time-traveller"})
     assert reply.type == "error" and reply.content["code"] == "VERSION_MISMATCH"
-    assert "protocol 1.0, the client 7.1" in reply.content["message"]
+    assert f"protocol {PROTOCOL_VERSION}, the client 7.1" in reply.content["message"]
     assert any("time-traveller" in r.getMessage() and "7.1" in r.getMessage() for r in caplog.records)
 
 

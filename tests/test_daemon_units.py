@@ -13,7 +13,7 @@ from semantic_analogy.daemon.cli import format_status, make_keys, outputs_for
 from semantic_analogy.daemon.config import ConfigError, DaemonConfig, Limits, check_bind, parse_size
 from semantic_analogy.daemon.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable, QueueFull, new_job_id
 from semantic_analogy.daemon.validation import parse_submit, to_array, to_rgba_image
-from semantic_analogy.daemon.worker import parse_settings
+from semantic_analogy.daemon.worker import parse_settings, preview_shape, resize
 from semantic_analogy.protocol.errors import ProtocolError
 from semantic_analogy.protocol.images import RGBAImage
 
@@ -39,6 +39,8 @@ def test_config_checks(tmp_path):
         DaemonConfig(device="tpu", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="max_queue must be at least 1"):
         Limits(max_queue=0)
+    with pytest.raises(ConfigError, match="instant-preview-size must be 0"):
+        DaemonConfig(instant_preview_px=-1, cache_dir=tmp_path)
     assert Limits(max_pixels=10).max_message_bytes == 64 * 1024  # never below one header
     assert Limits(max_pixels=1 << 20).max_message_bytes == 4 << 20
 
@@ -217,6 +219,17 @@ def test_parse_submit_gives_arrays_and_default_names():
     req = parse_submit(submit_content(), Limits())
     assert req.image.shape == (3, 4, 4) and req.targets[0][0, 0, 0] == 9
     assert req.target_names == ["target-1"] and req.cancel_if_silent is None
+    assert req.method == "gan+patch", "a 1.0 client sends no method: the default"
+    assert parse_submit(submit_content(method=None), Limits()).method == "gan+patch"
+    assert [parse_submit(submit_content(method=m), Limits()).method for m in ("gan", "patch", "gan+patch")] == [
+        "gan", "patch", "gan+patch"]
+
+
+def test_the_protocols_methods_are_the_engines():
+    from semantic_analogy.engine import synthesis
+    from semantic_analogy.protocol import schema
+
+    assert schema.METHODS == synthesis.METHODS and schema.DEFAULT_METHOD == synthesis.DEFAULT_METHOD
 
 
 @pytest.mark.parametrize(
@@ -231,6 +244,9 @@ def test_parse_submit_gives_arrays_and_default_names():
         (dict(target_names=[""]), Limits(), "BAD_VALUE", "1 to 200 characters"),
         (dict(cancel_if_silent=0.1), Limits(), "BAD_VALUE", "between 0.5"),
         (dict(cancel_if_silent=float("nan")), Limits(), "BAD_VALUE", "cancel_if_silent"),
+        (dict(method="pix2pix"), Limits(), "BAD_VALUE", "unknown method 'pix2pix'; choose one of gan, patch, gan\\+patch"),
+        (dict(method="GAN"), Limits(), "BAD_VALUE", "choose one of"),
+        (dict(method=""), Limits(), "BAD_VALUE", "unknown method ''"),
     ],
 )
 def test_parse_submit_refusals(kw, limits, code, words):
@@ -246,6 +262,28 @@ def test_pixel_conversions():
     assert im.size == (3, 2) and (back[..., :3] == arr).all() and (back[..., 3] == 255).all()
     with pytest.raises(ValueError):
         to_rgba_image(arr.astype(np.float32))
+
+
+def test_preview_shape_keeps_small_images_and_scales_large_ones():
+    assert preview_shape(48, 40, 512) == (48, 40)
+    assert preview_shape(512, 300, 512) == (512, 300)
+    assert preview_shape(4000, 3000, 512) == (512, 384)
+    assert preview_shape(3000, 4000, 512) == (384, 512)
+    assert preview_shape(5000, 3, 512) == (512, 1), "never a side of 0 pixels"
+
+
+def test_resize_keeps_label_colours_pure():
+    labels = np.zeros((40, 60, 4), np.uint8)
+    labels[..., 3] = 255
+    labels[:, ::2, :3] = (255, 0, 0)  # thin stripes: averaging would invent purple
+    labels[:, 1::2, :3] = (0, 0, 255)
+    small = resize(labels, (15, 10), labels=True)
+    assert small.shape == (10, 15, 4)
+    colours = {tuple(c) for c in small.reshape(-1, 4)}
+    assert colours <= {(255, 0, 0, 255), (0, 0, 255, 255)}
+    photo = resize(labels[..., :3], (15, 10), labels=False)  # the photo is averaged
+    assert photo.shape == (10, 15, 3) and 100 < photo[..., 0].mean() < 155
+    assert resize(labels, (60, 40), labels=True) is labels, "the image's own size: no copy"
 
 
 def test_parse_settings_accepts_the_engines_fields():

@@ -15,6 +15,7 @@ from semantic_analogy.protocol.errors import DaemonUnavailable, ProtocolError, V
 from semantic_analogy.protocol.images import RGBAImage
 from semantic_analogy.protocol.security import CurveKeys, is_loopback
 from semantic_analogy.protocol.wire import decode, encode
+from semantic_analogy.protocol.version import PROTOCOL_VERSION
 
 IMG = RGBAImage.filled(4, 4, (255, 0, 0, 255))
 
@@ -100,7 +101,7 @@ def test_the_handshake_sends_a_spec_conforming_hello():
         assert sock.poll(1000)
         _, *frames = sock.recv_multipart()
         msg = decode(frames, sender="client", strict=True)
-        assert msg.type == "hello" and msg.content == {"protocol_version": "1.0", "client": "test-suite"}
+        assert msg.type == "hello" and msg.content == {"protocol_version": PROTOCOL_VERSION, "client": "test-suite"}
         c.close()
     finally:
         sock.close(0)
