@@ -12,11 +12,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin_krita"))
 from semantic_analogy_krita import layers as L  # noqa: E402
 from semantic_analogy_krita import deps, palette  # noqa: E402
 from semantic_analogy_krita.messages import (  # noqa: E402
-    ImageData, RequestError, build_request, connection_text, describe_error, format_duration, progress_view,
+    INSTANT_GAN_CAPTION, INSTANT_PATCH_CAPTION, ImageData, RequestError, build_request, connection_text,
+    describe_error, format_duration, keep_uses_preview, patch_request, preview_view, progress_view,
 )
 from semantic_analogy_krita.pixels import Rect  # noqa: E402
 from semantic_analogy_krita.settings import (  # noqa: E402
-    DocSettings, SettingsError, SettingsStore, document_key, normalize_address, user_data_dir,
+    DEFAULT_METHOD, METHOD_NAMES, METHODS, DocSettings, SettingsError, SettingsStore, document_key,
+    normalize_address, user_data_dir,
 )
 
 
@@ -181,6 +183,37 @@ def test_train_settings_dict_and_validation():
         DocSettings(preset="ultra").train_settings()
 
 
+def test_method_is_remembered_per_document_and_old_files_get_the_default(tmp_path):
+    path = tmp_path / "settings.json"
+    store = SettingsStore.load(path)
+    store.set_document("a", DocSettings(method="patch"))
+    store.set_document("b", DocSettings())
+    store.save()
+    again = SettingsStore.load(path)
+    assert again.for_document("a").method == "patch" and again.for_document("b").method == "gan+patch"
+    # A file from before the Method combo, and a hand-edited nonsense value.
+    path.write_text(json.dumps({"documents": {"old": {"settings": {"preset": "tiny"}},
+                                              "odd": {"settings": {"method": ["gan"]}}}}))
+    store = SettingsStore.load(path)
+    assert store.for_document("old") == DocSettings(preset="tiny")
+    assert store.for_document("old").method == DEFAULT_METHOD == "gan+patch"
+    assert store.for_document("odd").method == DEFAULT_METHOD
+    assert DocSettings.from_dict(DocSettings(method="gan").to_dict()).method == "gan"
+
+
+def test_methods_match_the_protocol_and_stay_out_of_the_model_settings():
+    from semantic_analogy.protocol.schema import DEFAULT_METHOD as PROTOCOL_DEFAULT, METHODS as PROTOCOL_METHODS
+
+    assert set(METHOD_NAMES) == set(PROTOCOL_METHODS) and DEFAULT_METHOD == PROTOCOL_DEFAULT
+    assert METHODS[0][0] == DEFAULT_METHOD  # the combo's first entry is the default
+    assert all("gan" not in label.lower() for _, label in METHODS)  # plain words, not the protocol names
+    # The settings dict feeds the daemon's model key: the method must not change it, so a
+    # model trained under one method is reused by an Apply under another.
+    assert DocSettings(method="patch").train_settings() == DocSettings(method="gan").train_settings()
+    with pytest.raises(SettingsError, match="Unknown method"):
+        DocSettings(method="magic").validated()
+
+
 # ---------------------------------------------------------------- messages
 def img(w, h, rgba=(10, 20, 30, 255)):
     return ImageData(w, h, bytes(rgba) * (w * h))
@@ -200,6 +233,42 @@ def test_build_request_checks_sizes_and_emptiness():
         build_request(r, img(4, 3), img(4, 3), [], [], {})
     with pytest.raises(ValueError):
         ImageData(2, 2, bytes(15))
+
+
+def test_request_carries_the_method_and_keep_resubmits_with_patch():
+    r = Rect(0, 0, 4, 3)
+    req = build_request(r, img(4, 3), img(4, 3), [img(4, 3)], ["Target 1"], {"preset": "tiny"}, "train")
+    assert req.method == "gan+patch"
+    req = build_request(r, img(4, 3), img(4, 3), [img(4, 3)], ["Target 1"], {"preset": "tiny"}, "train",
+                        method="gan")
+    assert req.method == "gan" and "method" not in req.settings
+    with pytest.raises(RequestError, match="Unknown method"):
+        build_request(r, img(4, 3), img(4, 3), [img(4, 3)], ["T"], {}, method="Patch")
+    keep = patch_request(req)
+    assert (keep.method, keep.mode) == ("patch", "apply")
+    # the same layers and settings: only the method differs
+    assert (keep.region, keep.image, keep.labels, keep.targets, keep.target_names, keep.settings) == \
+        (req.region, req.image, req.labels, req.targets, req.target_names, req.settings)
+
+
+def test_preview_captions_tell_the_instant_result_from_training_previews():
+    instant = preview_view({"stage": "train", "step": 0, "total": 120, "kind": "patch", "instant": True,
+                            "target": 0})
+    assert instant.caption == INSTANT_PATCH_CAPTION == "Instant result from the photo's patches; training continues…"
+    assert instant.instant and instant.keepable
+    cached = preview_view({"stage": "apply", "step": 0, "total": 1, "kind": "gan", "instant": True})
+    assert cached.caption == INSTANT_GAN_CAPTION and cached.instant and not cached.keepable
+    training = preview_view({"stage": "train", "step": 40, "total": 120})
+    assert training.caption == "Training preview: step 40 / 120"
+    assert not training.instant and not training.keepable
+    # protocol 1.0 daemons send no `instant`; `kind` alone does not make it instant
+    assert not preview_view({"stage": "train", "step": 0, "total": 4, "kind": "patch"}).instant
+    assert preview_view({}).caption == "Preview"
+
+
+def test_keep_uses_the_preview_only_at_full_size():
+    assert keep_uses_preview((286, 190), Rect(0, 0, 286, 190))
+    assert not keep_uses_preview((512, 340), Rect(10, 10, 1144, 760))  # the daemon scaled it down
 
 
 def test_progress_captions():

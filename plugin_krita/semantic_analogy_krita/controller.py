@@ -6,6 +6,11 @@ submit with its image upload) run on one worker thread, and everything else is a
 non-blocking Client.poll() from a QTimer on Krita's event loop. The client socket
 is used by one thread at a time only (the worker, or the timer while no worker
 runs), which is what ZeroMQ requires of a socket.
+
+"Keep this result" (keep_instant) stops a training job at its instant patch preview:
+the training job is cancelled (the daemon checkpoints it, so a later Train resumes),
+and once its terminal event is in, the preview becomes the result layer, or, when the
+daemon had scaled it down, a method "patch" job makes it again at full size.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from typing import Callable, Optional
 
 from . import krita_io
 from . import layers as L
-from .messages import Request, build_request, connection_text, describe_error, progress_view
+from .messages import (
+    Request, build_request, connection_text, describe_error, keep_uses_preview, patch_request, preview_view,
+    progress_view,
+)
 from .pixels import make_opaque
 from .qt_compat import QObject, QTimer, pyqtSignal, qimage_from_rgba
 from .settings import DocSettings, normalize_address
@@ -32,7 +40,8 @@ class Controller(QObject):
     connectionChanged = pyqtSignal(bool, str)  # connected, text for the status line
     busyChanged = pyqtSignal(bool)
     progressChanged = pyqtSignal(int, str)  # percent (-1: unknown), caption
-    previewReady = pyqtSignal(object)  # QImage
+    previewReady = pyqtSignal(object, str, bool)  # QImage, caption, instant result?
+    keepAvailable = pyqtSignal(bool)  # whether keep_instant() can take an instant result now
     resultAdded = pyqtSignal(str)  # name of the new layer
     failed = pyqtSignal(str, str)  # short message, full text to copy
     finished = pyqtSignal(bool)  # True when a job ended with a result
@@ -49,6 +58,9 @@ class Controller(QObject):
         self._job_id: Optional[str] = None
         self._job: Optional[dict] = None  # what the result needs: doc, region, names, above
         self._cancel_requested = False
+        self._request: Optional[Request] = None  # the running job's request (keep resubmits it)
+        self._instant = None  # the job's instant patch preview (RGBAImage) while it can be kept
+        self._keeping = False  # keep_instant() pressed: the training job's end leads to the kept result
         self._pending: Optional[tuple] = None  # (Request, address) waiting for a connect under way
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
@@ -148,6 +160,7 @@ class Controller(QObject):
             self._fail(e)
             return False
         self._job = placement
+        self._request = request
         self._cancel_requested = False
         self.busyChanged.emit(True)
         if connecting:  # a (re)connect is under way: submit when it is done
@@ -180,8 +193,10 @@ class Controller(QObject):
         else:  # Train with no target yet: reconstruct the photo from its own labels
             targets, names = [label_data], [labels.name()]
         request = build_request(region, image, label_data, targets, names,
-                                settings.train_settings(), mode, labels_name=f"The label layer “{labels.name()}”")
-        placement = {"doc": doc, "region": region, "names": names,
+                                settings.train_settings(), mode, labels_name=f"The label layer “{labels.name()}”",
+                                method=settings.method)
+        # has_target: a Train without target only reconstructs the photo; nothing worth keeping early.
+        placement = {"doc": doc, "region": region, "names": names, "has_target": target is not None,
                      "above_uid": source.uniqueId().toString() if source is not None else None}
         return request, placement
 
@@ -192,7 +207,7 @@ class Controller(QObject):
         to_img = lambda d: RGBAImage(d.width, d.height, d.rgba)  # noqa: E731
         return self._client.submit(
             to_img(request.image), to_img(request.labels), [to_img(t) for t in request.targets],
-            request.settings, target_names=list(request.target_names),
+            request.settings, target_names=list(request.target_names), method=request.method,
         )
 
     def _submitted(self, job_id, error) -> None:
@@ -210,6 +225,8 @@ class Controller(QObject):
             self.cancel()
 
     def cancel(self) -> None:
+        # Cancel also withdraws a pending "Keep this result": the job then ends as cancelled.
+        self._keeping = False
         if self._future is not None:  # still uploading: cancel as soon as we have the id
             self._cancel_requested = True
             self.progressChanged.emit(-1, "Cancelling…")
@@ -222,6 +239,49 @@ class Controller(QObject):
         except Exception as e:
             self._end_job()
             self._fail(e)
+
+    @property
+    def can_keep(self) -> bool:
+        """A training job sent its instant patch result and is still training."""
+        return self._instant is not None and self._job_id is not None and not self._keeping
+
+    def keep_instant(self) -> bool:
+        """Stop the training and keep the instant patch result as the result layer.
+        False, with `failed` emitted, when there is nothing to keep."""
+        if self._keeping:
+            return True
+        if not self.can_keep:
+            self.failed.emit("There is no instant result to keep now: it comes at the start of a Train.", "")
+            return False
+        self._keeping = True
+        self.keepAvailable.emit(False)
+        self.progressChanged.emit(-1, "Stopping the training to keep the instant result…")
+        try:
+            self._client.cancel(self._job_id)
+        except Exception as e:
+            self._end_job()
+            self._fail(e)
+            return False
+        return True
+
+    def _finish_keep(self) -> None:
+        """The training job is over (cancelled, or it ended first): turn the instant
+        result into the result layer."""
+        job, request, instant = self._job, self._request, self._instant
+        self._job_id, self._keeping, self._instant = None, False, None
+        log.info("keeping the instant result (%dx%d)", instant.width, instant.height)
+        if keep_uses_preview((instant.width, instant.height), job["region"]):
+            self._end_job()
+            self.progressChanged.emit(100, "Adding the result layer…")
+            self._add_results(job, [instant])
+            self.progressChanged.emit(100, "Done: kept the instant result (a later Train resumes the training)")
+            self.finished.emit(True)
+            return
+        # The preview was scaled down: the same layers with method "patch" give it at full
+        # size in seconds, without training; its result event then adds the layer as usual.
+        self._request = patch_request(request)
+        self.progressChanged.emit(-1, "Making the instant result at full size…")
+        self._start(lambda: self._submit_blocking(self._request), self._submitted)
 
     # ------------------------------------------------------------------ event loop side
     def _start(self, fn: Callable, on_done: Callable) -> None:
@@ -252,9 +312,18 @@ class Controller(QObject):
 
     def _handle(self, ev) -> None:
         view = progress_view(ev.kind, ev.data or {})
+        if self._keeping and ev.terminal:
+            # Whatever ended the training (the cancel, or it finished or failed first), the
+            # user chose the instant result, which is still valid.
+            self._finish_keep()
+            return
         if ev.kind == "preview" and ev.images:
             im = ev.images[0]
-            self.previewReady.emit(qimage_from_rgba(im.width, im.height, im.data))
+            pv = preview_view(ev.data or {})
+            if pv.keepable and self._job is not None and self._job.get("has_target"):
+                self._instant = im
+                self.keepAvailable.emit(True)
+            self.previewReady.emit(qimage_from_rgba(im.width, im.height, im.data), pv.caption, pv.instant)
             return
         if ev.kind in ("queued", "progress"):
             self.progressChanged.emit(view.percent, view.text)
@@ -297,8 +366,14 @@ class Controller(QObject):
 
     def _end_job(self) -> None:
         was_busy = self._job_id is not None or self._job is not None
+        had_instant = self._instant is not None
         self._job_id = None
         self._job = None
+        self._request = None
+        self._instant = None
+        self._keeping = False
+        if had_instant:
+            self.keepAvailable.emit(False)
         if self._future is None:
             self._timer.stop()
         if was_busy:

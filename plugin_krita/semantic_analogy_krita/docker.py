@@ -1,5 +1,6 @@
 """The "Semantic Analogy" docker: engine connection, layer pickers, settings, Train /
-Apply / Cancel, progress, preview and errors in plain words."""
+Apply / Cancel, progress, preview (with "Keep this result" for the instant result)
+and errors in plain words."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .qt_compat import (
     QGuiApplication, QHBoxLayout, QLabel, QLineEdit, QPixmap, QPlainTextEdit, QProgressBar, QPushButton,
     QScrollArea, QSpinBox, QTimer, QToolButton, QVBoxLayout, QWidget,
 )
-from .settings import PRESETS, SettingsStore, document_key, user_data_dir
+from .settings import DEFAULT_METHOD, METHODS, PRESETS, SettingsStore, document_key, user_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class SemanticAnalogyDocker(DockWidget):
             c.busyChanged.connect(self._on_busy)
             c.progressChanged.connect(self._on_progress)
             c.previewReady.connect(self._on_preview)
+            c.keepAvailable.connect(self._on_keep_available)
             c.resultAdded.connect(self._on_result)
             c.failed.connect(self.show_error)
             c.finished.connect(self._on_finished)
@@ -153,6 +155,15 @@ class SemanticAnalogyDocker(DockWidget):
         self.steps.setSpecialValueText("Auto (preset)")
         self.steps.setToolTip("Training iterations: more is slower and usually better")
         self.steps.valueChanged.connect(self._remember)
+        self.method = QComboBox(opts)
+        for name, text in METHODS:
+            self.method.addItem(text, name)
+        self.method.setToolTip(
+            "How the result is made. Trained layout + photo detail: the network decides the layout, the "
+            "photo's own patches give crisp detail. Photo patches only: no training, a full-size result in "
+            "seconds. Changing it after Train reuses the trained model.")
+        self.method.currentIndexChanged.connect(self._remember)
+        f2.addRow("Method", self.method)
         f2.addRow("Preset", self.preset)
         f2.addRow("Working size", self.size)
         f2.addRow("Training steps", self.steps)
@@ -188,6 +199,16 @@ class SemanticAnalogyDocker(DockWidget):
         self.preview.setMinimumHeight(PREVIEW_PX // 2)
         self.preview.setToolTip("Live preview while training")
         root.addWidget(self.preview)
+        self.preview_caption = QLabel("", body)
+        self.preview_caption.setWordWrap(True)
+        self.preview_caption.setAlignment(ALIGN_CENTER)
+        root.addWidget(self.preview_caption)
+        self.keep_btn = QPushButton("Keep this result", body)
+        self.keep_btn.setToolTip("Stop the training here and add the instant result as the result layer "
+                                 "(the training is saved: a later Train continues it)")
+        self.keep_btn.setVisible(False)  # shown with an instant result that can be kept
+        self.keep_btn.clicked.connect(lambda *_: self.keep_instant())
+        root.addWidget(self.keep_btn)
 
         self.error = QLabel("", body)
         self.error.setWordWrap(True)
@@ -272,6 +293,7 @@ class SemanticAnalogyDocker(DockWidget):
             self.preset.setCurrentIndex(max(i, 0))
             self.size.setValue(ds.size)
             self.steps.setValue(ds.steps)
+            self.method.setCurrentIndex(max(self.method.findData(ds.method), 0))
             self.live.setChecked(ds.live)
         finally:
             self._filling = False
@@ -300,6 +322,7 @@ class SemanticAnalogyDocker(DockWidget):
             size=int(self.size.value()),
             steps=int(self.steps.value()),
             live=self.live.isChecked(),
+            method=self.method.currentData() or DEFAULT_METHOD,
         )
         self._save()
 
@@ -367,11 +390,13 @@ class SemanticAnalogyDocker(DockWidget):
             self.show_error("Open or create a document first.", "")
             return False
         ds = replace(self.store.for_document(self._doc_key), preset=self.preset.currentData() or "preview",
-                     size=int(self.size.value()), steps=int(self.steps.value()))
+                     size=int(self.size.value()), steps=int(self.steps.value()),
+                     method=self.method.currentData() or DEFAULT_METHOD)
         self._live_key = self._target_key(doc)
         started = self.controller.run(doc, self.selection(), ds, mode, address=self.address.text())
         if started:
             self.preview.clear()
+            self.preview_caption.setText("")
         return started
 
     def refresh_layers_keep(self) -> None:
@@ -382,6 +407,16 @@ class SemanticAnalogyDocker(DockWidget):
     def _cancel(self) -> None:
         if self.controller is not None:
             self.controller.cancel()
+
+    def keep_instant(self) -> bool:
+        """"Keep this result" (also what the end-to-end test presses)."""
+        if self.controller is None:
+            return False
+        try:
+            return self.controller.keep_instant()
+        except Exception as e:  # a button's slot: never reach Krita's modal exception hook
+            self._report(e)
+            return False
 
     # ------------------------------------------------------------------ live mode
     def _on_live_toggled(self, on: bool) -> None:
@@ -431,9 +466,14 @@ class SemanticAnalogyDocker(DockWidget):
             self.progress.setValue(percent)
         self.progress_text.setText(text)
 
-    def _on_preview(self, qimage) -> None:
+    def _on_preview(self, qimage, caption: str = "", instant: bool = False) -> None:
         pix = QPixmap.fromImage(qimage).scaled(PREVIEW_PX, PREVIEW_PX, KEEP_ASPECT, SMOOTH)
         self.preview.setPixmap(pix)
+        self.preview_caption.setText(caption)
+
+    def _on_keep_available(self, on: bool) -> None:
+        self.keep_btn.setVisible(on)
+        self.keep_btn.setEnabled(on)
 
     def _on_result(self, name: str) -> None:
         self._trained_doc = self._doc_key

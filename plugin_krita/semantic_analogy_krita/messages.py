@@ -6,10 +6,11 @@ by name so this module also works against a bundled copy of the protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Sequence
 
 from .pixels import Rect
+from .settings import DEFAULT_METHOD, METHOD_NAMES
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Request:
     target_names: tuple[str, ...]
     settings: dict = field(default_factory=dict)
     mode: str = "train"  # "train" | "apply": only changes what the docker says
+    method: str = DEFAULT_METHOD  # submit's `method`; not in `settings`, so not in the model key
 
 
 class RequestError(ValueError):
@@ -46,7 +48,7 @@ class RequestError(ValueError):
 
 def build_request(region: Rect, image: ImageData, labels: ImageData, targets: Sequence[ImageData],
                   target_names: Sequence[str], settings: Mapping[str, object], mode: str = "train",
-                  *, labels_name: str = "the label layer") -> Request:
+                  *, labels_name: str = "the label layer", method: str = DEFAULT_METHOD) -> Request:
     """Check sizes and content before anything is sent."""
     if not targets:
         raise RequestError("No target label layout to apply; choose a target label layer.")
@@ -70,7 +72,15 @@ def build_request(region: Rect, image: ImageData, labels: ImageData, targets: Se
         raise RequestError("The source image is empty in this area; choose the photo layer or “Visible image”.")
     if mode not in ("train", "apply"):
         raise ValueError(f"mode must be 'train' or 'apply', got {mode!r}")
-    return Request(region, image, labels, tuple(targets), tuple(target_names), dict(settings), mode)
+    if method not in METHOD_NAMES:
+        raise RequestError(f"Unknown method “{method}”; choose one of {', '.join(METHOD_NAMES)}.")
+    return Request(region, image, labels, tuple(targets), tuple(target_names), dict(settings), mode, method)
+
+
+def patch_request(request: Request) -> Request:
+    """The same layers again with method "patch": what "Keep this result" submits to get
+    the instant result at full resolution (seconds, no training, nothing cached)."""
+    return replace(request, method="patch", mode="apply")
 
 
 def _fully_transparent(rgba: bytes) -> bool:
@@ -124,6 +134,39 @@ def progress_view(kind: str, data: Mapping[str, object]) -> ProgressView:
     if kind == "error":
         return ProgressView(0, "Failed")
     return ProgressView(-1, "")
+
+
+INSTANT_PATCH_CAPTION = "Instant result from the photo's patches; training continues…"
+INSTANT_GAN_CAPTION = "Instant result from the trained network; adding the photo's detail…"
+
+
+@dataclass(frozen=True)
+class PreviewView:
+    caption: str  # shown under the preview picture
+    instant: bool  # the instant result (SPEC.md, Instant result), not a picture of training so far
+    keepable: bool  # an instant patch result of a job that trains: "Keep this result" may take it
+
+
+def preview_view(data: Mapping[str, object]) -> PreviewView:
+    """Caption a `preview` event: the instant result says what it is, so that it is not
+    mistaken for the trained result; training previews say which step they show."""
+    if data.get("instant") is True:
+        if data.get("kind") == "patch":
+            # Sent only by a job that must train first (stage "train"): the patch result
+            # is all there is to keep until the training ends.
+            return PreviewView(INSTANT_PATCH_CAPTION, True, data.get("stage", "train") == "train")
+        return PreviewView(INSTANT_GAN_CAPTION, True, False)
+    step, total = data.get("step"), data.get("total")
+    if data.get("stage", "train") == "train" and isinstance(step, int) and isinstance(total, int) and total > 0:
+        return PreviewView(f"Training preview: step {step} / {total}", False, False)
+    return PreviewView("Preview", False, False)
+
+
+def keep_uses_preview(preview_size: tuple[int, int], region: Rect) -> bool:
+    """Whether the kept instant result can become the layer as it is: only when the daemon
+    sent it at the region's full size (it scales bigger images down to at most 512 px),
+    else a "patch" job makes it again at full resolution."""
+    return tuple(preview_size) == (region.width, region.height)
 
 
 def connection_text(info: Mapping[str, object]) -> str:

@@ -1,5 +1,5 @@
 """Settings the docker remembers: the engine address, and per document the chosen
-layers, quality preset and working size.
+layers, quality preset, working size and synthesis method.
 
 Stored as JSON in the user's data folder, outside the plugin folder, because
 Krita's "Import Python Plugin" replaces the plugin folder on every reinstall.
@@ -32,6 +32,15 @@ PRESETS: tuple[tuple[str, str], ...] = (
     ("tiny", "Tiny: 64 px, seconds (a smoke test)"),
 )
 PRESET_NAMES = tuple(p for p, _ in PRESETS)
+# Mirrors the protocol's METHODS (protocol/schema.py), in the order the combo shows them.
+# Labels say what the painter gets, not how it is made.
+METHODS: tuple[tuple[str, str], ...] = (
+    ("gan+patch", "Trained layout + the photo's detail (best)"),
+    ("gan", "Trained network only (softer)"),
+    ("patch", "Photo patches only: seconds, no training"),
+)
+METHOD_NAMES = tuple(m for m, _ in METHODS)
+DEFAULT_METHOD = "gan+patch"
 MIN_SIZE, MAX_SIZE = 32, 4096
 MAX_STEPS = 100_000
 MAX_DOCUMENTS = 200  # oldest per-document entries are dropped past this
@@ -89,10 +98,15 @@ class DocSettings:
     steps: int = 0  # training iterations; 0 = the preset's own
     seed: int = 0
     live: bool = False
+    # Not part of train_settings(): the daemon's model key ignores the method, so a model
+    # trained under one method serves an Apply under another.
+    method: str = DEFAULT_METHOD
 
     def validated(self) -> "DocSettings":
         if self.preset not in PRESET_NAMES:
             raise SettingsError(f"Unknown quality preset “{self.preset}”; choose one of {', '.join(PRESET_NAMES)}.")
+        if self.method not in METHOD_NAMES:
+            raise SettingsError(f"Unknown method “{self.method}”; choose one of {', '.join(METHOD_NAMES)}.")
         if self.size and not MIN_SIZE <= self.size <= MAX_SIZE:
             raise SettingsError(
                 f"Working size {self.size} px is outside {MIN_SIZE}–{MAX_SIZE} px; 0 (Auto) uses the preset's size."
@@ -127,6 +141,7 @@ class DocSettings:
             "steps": self.steps,
             "seed": self.seed,
             "live": self.live,
+            "method": self.method,
         }
 
     @classmethod
@@ -139,6 +154,8 @@ class DocSettings:
             d["size"] == 0 or MIN_SIZE <= d["size"] <= MAX_SIZE) else 0
         steps = d.get("steps") if isinstance(d.get("steps"), int) and 0 <= d["steps"] <= MAX_STEPS else 0
         seed = d.get("seed") if isinstance(d.get("seed"), int) else 0
+        # Files written before the Method combo existed have no "method": the default.
+        method = d.get("method") if d.get("method") in METHOD_NAMES else DEFAULT_METHOD
         return cls(
             source=LayerRef.from_dict(d.get("source")),
             labels=LayerRef.from_dict(d.get("labels")),
@@ -148,6 +165,7 @@ class DocSettings:
             steps=steps,
             seed=seed,
             live=bool(d.get("live", False)),
+            method=method,
         )
 
 
