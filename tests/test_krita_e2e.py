@@ -1,4 +1,4 @@
-"""End to end in real Krita: the docker's Train and Apply buttons against a real daemon.
+"""End to end in real Krita: the docker's Train, Apply, Method and Keep against a real daemon.
 
 Runs Krita 5 (Debian's package) under Xvfb in a throw-away profile with the plugin
 laid out as build_zip.py makes it plus a driver plugin (plugin_krita/krita_tests),
@@ -22,6 +22,10 @@ import run_krita  # noqa: E402
 pytestmark = pytest.mark.krita
 EXAMPLE = ROOT / "examples" / "zebra"
 SCALE = 2  # 572x380 -> 286x190 keeps Krita and the CPU engine quick
+# Below the document's 286 px, so the instant preview comes scaled down, as for a real
+# photo, and "Keep this result" has to fetch the full-size patch result.
+INSTANT_PX = 200
+INSTANT_PATCH_CAPTION = "Instant result from the photo's patches; training continues…"
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +89,12 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
         downscale(EXAMPLE / name, files[key], is_label)
 
     daemon_log = tmp_path / "daemon.log"
-    with run_krita.engine_daemon(tmp_path / "cache", daemon_log) as address:
+    with run_krita.engine_daemon(tmp_path / "cache", daemon_log,
+                                 extra_args=("--instant-preview-size", str(INSTANT_PX))) as address:
         config = {k: str(v) for k, v in files.items()}
-        config.update(address=address, preset="tiny", steps=4, timeout_s=100)
-        result, krita_log = run_krita.run(config, tmp_path / "krita", timeout=130)
+        # keep_steps: a second Train long enough to be stopped at its instant result.
+        config.update(address=address, preset="tiny", steps=4, keep_steps=2000, timeout_s=130)
+        result, krita_log = run_krita.run(config, tmp_path / "krita", timeout=160)
     out = tmp_path / "krita" / "out"
     report = json.dumps(result, indent=1)[-3000:] + "\n--- krita log tail ---\n" + krita_log[-1500:] \
         + "\n--- daemon log ---\n" + daemon_log.read_text()[-1500:]
@@ -100,7 +106,8 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     # Result layers: one per run, named after the target, the document's size, at its origin.
     w, h = Image.open(files["image"]).size
     layers = {r["name"]: r for r in result["result_layers"]}
-    assert set(layers) == {"Target 1 → analogy", "Target 2 → analogy", "Target 2 → analogy (2)"}, report
+    assert set(layers) == {"Target 1 → analogy", "Target 2 → analogy", "Target 2 → analogy (2)",
+                           "Target 2 → analogy (3)", "Target 2 → analogy (4)"}, report
     for r in layers.values():
         assert r["bounds"] == [0, 0, w, h] and (r["model"], r["depth"]) == ("RGBA", "U8")
     # Placed above the source photo; the source layers are untouched.
@@ -116,6 +123,37 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     # measured by the benchmarks, not here).
     log = daemon_log.read_text()
     assert log.count("cached model") >= 1 and log.count("trained model") == 1, log[-2000:]
+
+    # The Method combo starts at the default; the instant patch result reached the docker
+    # during the first Train (before its finished signal), first of its previews, scaled
+    # as the daemon sends it, captioned as what it is, with "Keep this result" offered.
+    assert result["method_default"] == "gan+patch", report
+    train_previews = [p for p in result["previews"] if p["phase"] == "train"]
+    assert train_previews and train_previews[0]["instant"], result["previews"]
+    first = train_previews[0]
+    assert first["size"] == [INSTANT_PX, round(h * INSTANT_PX / w)], first
+    assert first["caption"] == first["docker_caption"] == INSTANT_PATCH_CAPTION and first["has_pixmap"], first
+    assert first["keep_visible"] and first["keep_enabled"], first
+    assert all(not p["instant"] and p["caption"].startswith("Training preview") for p in train_previews[1:])
+    # Apply from the cached model: an instant GAN preview, which is not offered for keeping.
+    apply_previews = [p for p in result["previews"] if p["phase"] == "apply"]
+    assert [p["instant"] for p in apply_previews] == [True], result["previews"]
+    assert apply_previews[0]["caption"].startswith("Instant result from the trained network")
+    assert not apply_previews[0]["keep_visible"]
+
+    # Method "patch": a result layer of the document's size that follows the target layout,
+    # without training (the live step painted the first target's layout into Target 2).
+    assert result["patch"]["ok"] and result["patch"]["layer"] == "Target 2 → analogy (3)", result["patch"]
+    check_follows_target(out / "result_patch.png", files["image"], files["labels"], files["target"])
+    assert "method patch, no model" in log, log[-2000:]
+
+    # "Keep this result" during a second, long Train: the training was cancelled (not
+    # finished: still one trained model) and the full-size patch result became the layer.
+    keep = result["keep"]
+    assert keep["ok"] and keep["button_visible"] and not keep["button_visible_after"], keep
+    assert keep["layer"] == "Target 2 → analogy (4)", keep
+    check_follows_target(out / "result_keep.png", files["image"], files["labels"], files["target"])
+    assert log.count("[CANCELLED]") == 1 and log.count("method patch, no model") == 2, log[-3000:]
     assert "CPU" in result["train"]["connection"], report
 
     # Live mode: repainting the target layer re-applied without a button press.

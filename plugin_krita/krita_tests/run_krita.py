@@ -37,9 +37,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def engine_daemon(cache_dir: Path, log_path: Path, python: str = sys.executable,
-                  ready_timeout: float = 90) -> Iterator[str]:
+                  ready_timeout: float = 90, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
     """A real daemon subprocess (`python -m semantic_analogy.daemon serve`) on a free
-    loopback port; yields its address and stops it afterwards."""
+    loopback port; yields its address and stops it afterwards. `extra_args` go to `serve`."""
     from semantic_analogy.protocol.client import Client
     from semantic_analogy.protocol.errors import DaemonUnavailable
 
@@ -47,7 +47,7 @@ def engine_daemon(cache_dir: Path, log_path: Path, python: str = sys.executable,
     log_file = open(log_path, "w")
     proc = subprocess.Popen(
         [python, "-m", "semantic_analogy.daemon", "serve", "--bind", address, "--device", "cpu",
-         "--cache-dir", str(cache_dir), "--preview-interval", "1", "--log-level", "info"],
+         "--cache-dir", str(cache_dir), "--preview-interval", "1", "--log-level", "info", *extra_args],
         stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + ready_timeout

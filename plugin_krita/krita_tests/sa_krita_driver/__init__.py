@@ -3,8 +3,10 @@
 Installed next to the real plugin in a throw-away Krita profile by
 tests/test_krita_e2e.py. When the main window exists it reads the JSON config
 named by $SA_KRITA_DRIVER_CONFIG, builds a document from PNG files, presses the
-docker's own buttons (Train, then Apply with a second target), saves the result
-layers' pixels and screenshots, writes result.json and quits Krita.
+docker's own buttons (Train, then Apply with a second target, Live, Apply with
+method "patch", a second Train stopped with "Keep this result"), records every
+preview the docker shows, saves the result layers' pixels and screenshots, writes
+result.json and quits Krita.
 
 Krita exits 0 whatever happens inside and opens a modal dialog on an uncaught
 exception, so every step is wrapped and the outcome goes to result.json.
@@ -50,6 +52,8 @@ class Driver:
         self.result = {"ok": False, "steps": []}
         self.t0 = time.time()
         self.done = False
+        self.phase = "start"  # which press the previews and signals belong to
+        self.result["previews"] = []
 
     def log(self, msg):
         self.result["steps"].append(f"{time.time() - self.t0:6.1f}s {msg}")
@@ -113,13 +117,16 @@ class Driver:
         if cfg.get("screenshot_on_preview"):
             self._previews = 0
 
-            def on_preview(_img):
+            def on_preview(_img, *_caption_instant):
                 self._previews += 1
                 if self._previews == 1:
                     QTimer.singleShot(200, lambda: self.guard(self.screenshot, "docker_training.png"))
             docker.controller.previewReady.connect(on_preview)
         if docker.controller is None:
             raise RuntimeError("docker has no controller: " + docker.error.text())
+        docker.controller.previewReady.connect(lambda img, caption, instant: self.guard(
+            self.on_preview, img, caption, instant))
+        docker.controller.keepAvailable.connect(lambda on: self.guard(self.on_keep_available, on))
         docker.refresh_layers()
         self.result["default_selection"] = {
             "source": docker.source.currentText(), "labels": docker.labels.currentText(),
@@ -127,8 +134,10 @@ class Driver:
         docker.address.setText(cfg["address"])
         docker.preset.setCurrentIndex(docker.preset.findData(cfg["preset"]))
         docker.steps.setValue(cfg["steps"])
+        self.result["method_default"] = docker.method.currentData()
         self.on_finished(self.after_train)
         self.t_train = time.time()
+        self.phase = "train"
         if not docker.start("train"):
             raise RuntimeError("Train did not start: " + docker.error.text())
         self.log("pressed Train")
@@ -143,8 +152,35 @@ class Driver:
                             "depth": node.colorDepth(), "model": node.colorModel()})
         return out
 
+    def on_preview(self, img, caption, instant):
+        """What the docker shows, as it shows it (the caption label, the Keep button).
+
+        Runs inside the controller's signal, after the docker's own slot; no processEvents()
+        here, which would re-enter the controller's poll timer."""
+        d = self.docker
+        self.result["previews"].append({
+            "phase": self.phase, "t": round(time.time() - self.t0, 2), "instant": instant,
+            "size": [img.width(), img.height()], "caption": caption,
+            "docker_caption": d.preview_caption.text(), "has_pixmap": d.preview.pixmap() is not None,
+            "keep_visible": d.keep_btn.isVisible(), "keep_enabled": d.keep_btn.isEnabled()})
+        self.write()
+
+    def on_keep_available(self, on):
+        self.log(f"keep available={on} ({self.phase})")
+        if on and self.phase == "keep":
+            # Press it from the event loop, not from inside the controller's signal.
+            QTimer.singleShot(0, lambda: self.guard(self.press_keep))
+
+    def press_keep(self):
+        d = self.docker
+        self.result.setdefault("keep", {})["pressed_at"] = round(time.time() - self.t0, 2)
+        self.result["keep"]["button_visible"] = d.keep_btn.isVisible()
+        d.keep_btn.click()
+        self.log("pressed Keep this result")
+
     def after_train(self, ok):
         d = self.docker
+        self.phase = "after_train"
         self.result["train"] = {"ok": ok, "seconds": round(time.time() - self.t_train, 2),
                                 "message": d.error.text(), "details": d.details.toPlainText(),
                                 "progress": d.progress_text.text(), "connection": d.state.text()}
@@ -174,6 +210,7 @@ class Driver:
         d.target.setCurrentIndex(d.target.findData(node.uniqueId().toString()))
         self.on_finished(self.after_apply)
         self.t_apply = time.time()
+        self.phase = "apply"
         if not d.start("apply"):
             raise RuntimeError("Apply did not start: " + d.error.text())
         self.log("pressed Apply with Target 2")
@@ -192,6 +229,7 @@ class Driver:
             return
         # Live mode: repainting the target re-applies by itself.
         self.on_finished(self.after_live)
+        self.phase = "live"
         d.live.setChecked(True)
         w, h = self.size
         _, _, data = load_bgra(self.cfg["target"])
@@ -205,6 +243,56 @@ class Driver:
         self.result["live"] = {"ok": ok, "seconds": round(time.time() - self.t_live, 2),
                                "message": d.error.text()}
         self.log(f"Live apply finished ok={ok}")
+        if not ok:
+            self.finish(False)
+            return
+        # Method "patch": no training, the full-size result from the photo's own patches.
+        # (Target 2 now holds the first target's layout, painted by the live step.)
+        d.method.setCurrentIndex(d.method.findData("patch"))
+        self.on_finished(self.after_patch)
+        self.t_patch = time.time()
+        self.phase = "patch"
+        self.layers_before = [n.name() for n in self.doc.topLevelNodes()]
+        if not d.start("apply"):
+            raise RuntimeError("Apply with method patch did not start: " + d.error.text())
+        self.log("pressed Apply with method patch")
+
+    def new_layer(self):
+        new = [n.name() for n in self.doc.topLevelNodes() if n.name() not in self.layers_before]
+        return new[0] if len(new) == 1 else new
+
+    def after_patch(self, ok):
+        d = self.docker
+        layer = self.new_layer()
+        self.result["patch"] = {"ok": ok, "seconds": round(time.time() - self.t_patch, 2),
+                                "message": d.error.text(), "layer": layer}
+        self.log(f"Apply with method patch finished ok={ok}")
+        if not ok or not self.cfg.get("keep_steps"):
+            self.helpers()
+            self.finish(ok)
+            return
+        self.save_layer(layer, "result_patch.png")
+        # A Train that has to train (more steps: another model) is stopped at its instant
+        # result with "Keep this result" (pressed in on_keep_available).
+        d.method.setCurrentIndex(d.method.findData("gan+patch"))
+        d.steps.setValue(self.cfg["keep_steps"])
+        self.on_finished(self.after_keep)
+        self.t_keep = time.time()
+        self.phase = "keep"
+        self.layers_before = [n.name() for n in self.doc.topLevelNodes()]
+        if not d.start("train"):
+            raise RuntimeError("the second Train did not start: " + d.error.text())
+        self.log(f"pressed Train with {self.cfg['keep_steps']} steps")
+
+    def after_keep(self, ok):
+        d = self.docker
+        layer = self.new_layer()
+        self.result.setdefault("keep", {}).update({
+            "ok": ok, "seconds": round(time.time() - self.t_keep, 2), "message": d.error.text(),
+            "progress": d.progress_text.text(), "layer": layer, "button_visible_after": d.keep_btn.isVisible()})
+        self.log(f"Train stopped with Keep finished ok={ok}")
+        if ok:
+            self.save_layer(layer, "result_keep.png")
         self.helpers()
         self.finish(ok)
 
@@ -282,7 +370,12 @@ class Driver:
         QTimer.singleShot(100, self.quit)
         # If quitting hangs (seen when a document is still loading), leave anyway:
         # result.json is complete at this point.
-        QTimer.singleShot(20000, lambda: os._exit(3))
+        QTimer.singleShot(20000, self.force_exit)
+
+    def force_exit(self):
+        self.result["quit_forced"] = True  # the test reports it: a clean quit takes seconds
+        self.write()
+        os._exit(3)
 
 
     def quit(self):
