@@ -120,10 +120,16 @@ def read_visible(image, hidden_layers):
     copy = image.duplicate()
     try:
         copy.undo_disable()
+        # Find each layer's twin by its place in the stack: GIMP 3.0's duplicate gives the
+        # copy's layers new tattoos, so a tattoo can name another layer there (seen in the
+        # end-to-end test: the labels stayed visible and the photo came out wrong).
+        originals = [layer for _, layer in list_layers(image)]
+        twins = [layer for _, layer in list_layers(copy)]
+        if len(twins) != len(originals):
+            raise RuntimeError(f"the image's copy has {len(twins)} layers, the image {len(originals)}")
+        place = {layer.get_id(): index for index, layer in enumerate(originals)}
         for layer in hidden_layers:
-            twin = copy.get_layer_by_tattoo(layer.get_tattoo())
-            if twin is not None:
-                twin.set_visible(False)
+            twins[place[layer.get_id()]].set_visible(False)
         try:
             merged = copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
         except GLib.Error:
