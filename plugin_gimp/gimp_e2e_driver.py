@@ -4,7 +4,7 @@ The test prepends CONFIG_PATH = "..." (a JSON file in the sandbox) to this code.
 driver builds an image the way a painter would (photo, label layers inside a group,
 one of them larger than the canvas so it has negative offsets), calls the real
 procedure through the PDB non-interactively several times (first with pyzmq hidden
-from the plug-in when the test asks for it, last a long job whose
+from the plug-in when the test asks for it, once with method patch, last a long job whose
 plug-in process the test kills mid-training), and writes what happened
 (statuses, messages, layers, result pixels) to report.json for the test to check.
 Errors are caught and reported: GIMP's batch exit code alone says too little.
@@ -49,7 +49,7 @@ def all_layers(image):
 
     def walk(layers, depth):
         for layer in layers:
-            out.append({"name": layer.get_name(), "depth": depth, "id": layer.get_id()})
+            out.append({"name": layer.get_name(), "depth": depth, "id": layer.get_id(), "visible": layer.get_visible()})
             if layer.is_group():
                 walk(layer.get_children(), depth + 1)
 
@@ -117,10 +117,14 @@ try:
     run, result_layer = call("analogy", image, [photo], **common)
     call("bad_target", image, [photo], source_labels=labels, target_labels=bad, **common)
     call("no_daemon", image, [photo], **{**common, "address": CFG["dead_address"]})
-    # Again with another target and the visible image as source (the first result hidden,
-    # as a user would): the daemon reuses the model trained by the first run.
-    if result_layer is not None:
-        result_layer.set_visible(False)
+    # Method patch: no training, the photo's own patches follow the target labels.
+    _, patch_layer = call("patch", image, [photo], method="patch", address=CFG["address"])
+    # Again with another target and the visible image as source (the earlier results and the
+    # label layer not used this time hidden, as a user would): the visible image is then the
+    # photo, so the daemon reuses the model trained by the first run.
+    for layer in (result_layer, patch_layer, target):
+        if layer is not None:
+            layer.set_visible(False)
     call("visible_second", image, [], source="visible-image", source_labels=labels,
          target_labels=second, **common)
 

@@ -53,6 +53,8 @@ config = proc.create_config()
 config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
 config.set_property("image", image)
 config.set_core_object_array("drawables", [photo])
+if CFG.get("method"):
+    config.set_property("method", CFG["method"])
 proc.run(config)
 '''
 
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the dialog")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds between the dialog appearing and the grab")
     parser.add_argument("--margin", type=int, default=0, help="pixels around the dialog to keep")
+    parser.add_argument("--method", choices=("gan", "patch", "gan+patch"),
+                        help="method shown in the dialog (default: the plug-in's); patch greys the training settings out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     reason = gimp_chroot.not_ready_reason()
@@ -117,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(example / "cond" / "1.png", data / "target.png")
             sandbox.install_plugin()
             cfg = {k: sandbox.inside(data / f"{k}.png") for k in ("photo", "labels", "target")}
+            if args.method:  # (the scene is Python source: a JSON null would not parse there)
+                cfg["method"] = args.method
             env = {"DISPLAY": f"127.0.0.1:{n}", "GDK_BACKEND": "x11", "NO_AT_BRIDGE": "1"}
             gimp = sandbox.popen_batch(SCENE.replace("__CFG__", json.dumps(cfg)), gui=True, env=env)
             deadline = time.monotonic() + args.timeout

@@ -5,9 +5,10 @@
 
 The daemon runs as a subprocess of the venv's Python on a free loopback port; GIMP
 runs headless in the chroot with a throw-away profile into which install.py puts
-the plug-in; plugin_gimp/gimp_e2e_driver.py drives the procedure through the PDB,
-and the test kills the plug-in during a last, long job the way GIMP does when the
-user cancels its progress, then checks that the daemon stops that job by itself.
+the plug-in; plugin_gimp/gimp_e2e_driver.py drives the procedure through the PDB
+(once with method patch, which trains nothing), and the test kills the plug-in
+during a last, long job the way GIMP does when the user cancels its progress, then
+checks that the daemon stops that job by itself.
 Without a prepared chroot (or without root) the test is skipped with the reason.
 """
 
@@ -123,6 +124,22 @@ def write_inputs(folder: Path) -> dict[str, np.ndarray]:
     return {"photo": photo, "labels": labels, "target": target}
 
 
+def check_layout(result_bytes: bytes, photo: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A result follows the target layout: the photo outside the edit (beyond the engine's
+    soft seam), something else inside it. Returns the mask of the edit's core."""
+    result = np.frombuffer(result_bytes, np.uint8).reshape(height, width, 4)
+    edited = np.zeros((height, width), bool)
+    edited[EDIT] = True
+    mask = Image.fromarray(edited.astype(np.uint8) * 255)
+    near = np.asarray(mask.filter(ImageFilter.MaxFilter(33))) > 0  # 16 px around the edit
+    core = np.asarray(mask.filter(ImageFilter.MinFilter(9))) > 0  # 4 px inside it
+    assert (result[..., 3] == 255).all()
+    diff = np.abs(result[..., :3].astype(int) - photo[..., :3].astype(int))
+    assert diff[~near].max() <= 1, f"outside the edit the result must be the photo, max diff {diff[~near].max()}"
+    assert diff[core].mean() > 10, f"inside the edit the result must differ from the photo, mean {diff[core].mean():.1f}"
+    return core
+
+
 def abandon_running_job(gimp: subprocess.Popen, sandbox, out: Path, address: str) -> dict:
     """Kill the plug-in while its last job trains, as GIMP does when the user cancels the progress.
 
@@ -219,22 +236,12 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     assert first["layer"]["name"] == "target labels (analogy)"
     assert (first["layer"]["width"], first["layer"]["height"], first["layer"]["offsets"]) == (width, height, [0, 0])
     names = [layer["name"] for layer in report["layers"]]
-    # Results go on top of the stack, the later one above the earlier one.
-    assert names[:2] == ["moved (analogy)", "target labels (analogy)"], names
+    # Results go on top of the stack, a later one above an earlier one (the patch run's in
+    # between, which GIMP names with a counter since the name is taken).
+    assert names[:3] == ["moved (analogy)", "target labels (analogy) #1", "target labels (analogy)"], names
 
-    # ... whose pixels follow the target layout: the photo outside the edit (beyond the
-    # engine's soft seam), something else inside it.
-    result = np.frombuffer(results["analogy"], np.uint8).reshape(height, width, 4)
-    photo = inputs["photo"]
-    edited = np.zeros((height, width), bool)
-    edited[EDIT] = True
-    mask = Image.fromarray(edited.astype(np.uint8) * 255)
-    near = np.asarray(mask.filter(ImageFilter.MaxFilter(33))) > 0  # 16 px around the edit
-    core = np.asarray(mask.filter(ImageFilter.MinFilter(9))) > 0  # 4 px inside it
-    assert (result[..., 3] == 255).all()
-    diff = np.abs(result[..., :3].astype(int) - photo[..., :3].astype(int))
-    assert diff[~near].max() <= 1, f"outside the edit the result must be the photo, max diff {diff[~near].max()}"
-    assert diff[core].mean() > 10, f"inside the edit the result must differ from the photo, mean {diff[core].mean():.1f}"
+    # ... whose pixels follow the target layout.
+    check_layout(results["analogy"], inputs["photo"], width, height)
 
     # 2. A target colour that matches no class: EXECUTION_ERROR with the engine's message.
     bad = runs["bad_target"]
@@ -246,14 +253,33 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     assert dead["status"] == "execution-error", dead
     assert dead["message"].startswith("Cannot reach the Semantic Analogy engine") and "semantic-analogy serve" in dead["message"]
 
-    # 4. The visible image as source and another target: a second layer, same trained model.
+    # 4. Method patch: no training, no model; a new layer of the image's size that follows
+    # the target layout, the edit filled with the photo's own foliage.
+    patch = runs["patch"]
+    assert patch["status"] == "success", f"{patch}\n{context}"
+    assert patch["layer"]["name"] == "target labels (analogy) #1"
+    assert (patch["layer"]["width"], patch["layer"]["height"], patch["layer"]["offsets"]) == (width, height, [0, 0])
+    core = check_layout(results["patch"], inputs["photo"], width, height)
+    result = np.frombuffer(results["patch"], np.uint8).reshape(height, width, 4)[..., :3].astype(float)
+    photo, labels = inputs["photo"][..., :3].astype(float), inputs["labels"][..., :3].astype(int)
+    foliage = photo[np.abs(labels - FOLIAGE).sum(-1) < 10].mean(0)
+    sky = photo[np.abs(labels - SKY).sum(-1) < 10].mean(0)
+    inside = result[core].mean(0)
+    assert np.linalg.norm(inside - foliage) < np.linalg.norm(inside - sky), (inside, foliage, sky)
+    # The plug-in's method reached the daemon: it made this result without a model, the first with one.
+    log = daemon_log.read_text()
+    assert log.count("(method patch, no model)") == 1, log[-3000:]
+    assert "(method gan+patch, " in log, log[-3000:]
+
+    # 5. The visible image as source and another target: a second layer, same trained model.
     second = runs["visible_second"]
     assert second["status"] == "success", f"{second}\n{context}"
     assert second["layer"]["name"] == "moved (analogy)"
     assert (second["layer"]["width"], second["layer"]["height"]) == (width, height)
+    # (the patch run in between trained and cached nothing)
     assert abandoned.get("models_after_two_runs") == 1, f"the second run should reuse the first run's model: {abandoned}"
 
-    # 5. GIMP killed the plug-in during a long job (a cancelled progress bar): the daemon
+    # 6. GIMP killed the plug-in during a long job (a cancelled progress bar): the daemon
     # cancelled the job itself once the heartbeats stopped.
     assert "error" not in abandoned and abandoned["killed"], f"{abandoned}\n{context}"
     assert abandoned["stopped_after_s"] < SILENT_S + 30, abandoned

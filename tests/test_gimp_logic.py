@@ -186,6 +186,41 @@ def test_bad_arguments_say_what_to_fix(logic, values, message):
         logic.parse_job_args({**base, **values})
 
 
+def test_method_argument(logic):
+    base = {"source": "selected-layer", "preset": "tiny", "size": 0, "steps": 0, "seed": 0, "address": ""}
+    # Absent or empty (an older saved config): the protocol's default.
+    assert logic.parse_job_args(base).method == "gan+patch"
+    assert logic.parse_job_args({**base, "method": ""}).method == "gan+patch"
+    for method in ("gan", "patch", "gan+patch"):
+        args = logic.parse_job_args({**base, "method": method})
+        assert args.method == method
+        # The method is no training setting: the same model key serves every method.
+        assert "method" not in logic.build_settings(args)
+    with pytest.raises(logic.PluginError, match=r'Unknown method "GAN"; use one of: gan\+patch, gan, patch'):
+        logic.parse_job_args({**base, "method": "GAN"})
+    # Labels a painter understands: no nicks, no jargon-only words.
+    labels = [label for _, label, _ in logic.METHODS]
+    assert all(label and "+" not in label for label in labels) and len(set(labels)) == 3
+
+
+def test_methods_and_arguments_match_the_protocol_and_the_plug_in(logic):
+    import ast
+    import dataclasses
+
+    from semantic_analogy.protocol import schema
+
+    assert {m[0] for m in logic.METHODS} == set(schema.METHODS)
+    assert logic.DEFAULT_METHOD == schema.DEFAULT_METHOD
+    # The plug-in reads its config by ARGUMENT_NAMES and hands them to parse_job_args: every
+    # JobArgs field must be an argument (the plug-in itself needs GIMP, so read its source).
+    tree = ast.parse((PLUGIN_DIR / "semantic_analogy_gimp.py").read_text())
+    names = next(
+        ast.literal_eval(node.value) for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ARGUMENT_NAMES"
+    )
+    assert set(names) == {f.name for f in dataclasses.fields(logic.JobArgs)}
+
+
 def test_addresses(logic):
     assert logic.normalize_address("5556") == "tcp://127.0.0.1:5556"
     assert logic.normalize_address(" tcp://gpu-box ") == f"tcp://gpu-box:{logic.DEFAULT_PORT}"
@@ -233,12 +268,44 @@ def test_progress_text_from_events(logic):
         0.0, "Semantic Analogy: waiting, 2 jobs ahead on the engine"
     )
     assert logic.progress_update("queued", {"position": 0})[1] == "Semantic Analogy: starting"
-    assert logic.progress_update("progress", {"stage": "apply", "step": 1, "total": 1})[1].endswith("making the result")
+    assert "making the result" in logic.progress_update("progress", {"stage": "apply", "step": 1, "total": 1})[1]
     assert logic.progress_update("preview", {}) == (None, None)
     # Malformed data from a newer daemon must not break the plug-in.
     assert logic.progress_update("progress", {"stage": "train", "step": "x", "total": None}) == (
         None, "Semantic Analogy: training"
     )
+
+
+def test_progress_text_for_instant_previews(logic):
+    # Before training: the patch result is ready (GIMP cannot show it) and training starts.
+    instant = {"stage": "train", "step": 0, "total": 400, "kind": "patch", "instant": True, "target": 0}
+    assert logic.progress_update("preview", instant) == (
+        0.0, "Semantic Analogy: instant patch result ready; training 0/400\u2026"
+    )
+    # A gan+patch job from the model cache: the GAN's layout first, then the patch pass.
+    cached = {"stage": "apply", "step": 0, "total": 1, "kind": "gan", "instant": True, "target": 0}
+    fraction, text = logic.progress_update("preview", cached, "gan+patch")
+    assert fraction is None and text == "Semantic Analogy: instant GAN result ready; adding the photo's detail\u2026"
+    # Training previews are pictures only: the training progress text stays.
+    training = {"stage": "train", "step": 50, "total": 400, "kind": "gan", "instant": False, "target": 0}
+    assert logic.progress_update("preview", training) == (None, None)
+
+
+def test_progress_text_for_method_patch(logic):
+    # No training stage: the queued event is the last one before the result, so it says
+    # what the seconds go into; then only "apply" progress, one step per target.
+    assert logic.progress_update("queued", {"position": 0}, "patch") == (
+        0.0, "Semantic Analogy: making the result from the photo's patches (no training)"
+    )
+    assert logic.progress_update("queued", {"position": 1}, "patch")[1].endswith("1 job ahead on the engine")
+    apply = {"stage": "apply", "step": 1, "total": 1, "eta_s": 0.0, "elapsed_s": 2.0, "losses": {}}
+    fraction, text = logic.progress_update("progress", apply, "patch")
+    assert fraction == 1.0 and text == "Semantic Analogy: making the result from the photo's patches"
+    assert "training" not in text
+    assert logic.progress_update("progress", {**apply, "total": 3}, "patch")[1].endswith("patches, 1/3 done")
+    assert logic.progress_update("progress", apply, "gan+patch")[1].endswith("(adding the photo's detail)")
+    assert logic.progress_update("progress", apply, "gan")[1] == "Semantic Analogy: making the result"
+    assert logic.progress_update("result", {"method": "patch", "cached": False}, "patch")[0] == 1.0
 
 
 def test_error_messages_say_what_to_do(logic):

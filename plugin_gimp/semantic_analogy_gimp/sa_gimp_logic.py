@@ -34,6 +34,27 @@ PRESETS: tuple[tuple[str, str, str], ...] = (
 )
 DEFAULT_PRESET = "preview"
 
+# (nick, label, help) of the synthesis methods (protocol/SPEC.md, submit `method`), in
+# dialog order. The nicks are the protocol's (protocol/schema.py METHODS; a test keeps
+# them equal); this module must not import the protocol, so they are repeated here.
+METHOD_GAN = "gan"
+METHOD_PATCH = "patch"
+METHOD_GAN_PATCH = "gan+patch"
+METHODS: tuple[tuple[str, str, str], ...] = (
+    (
+        METHOD_GAN_PATCH,
+        "Trained, with the photo's own detail (best)",
+        "The trained network lays the image out, then the photo's own patches give it crisp detail",
+    ),
+    (METHOD_GAN, "Trained network only", "The trained network's output as it is (softer)"),
+    (
+        METHOD_PATCH,
+        "Instant: photo patches, no training",
+        "The photo's own patches re-arranged by the labels alone: no training, full size in seconds",
+    ),
+)
+DEFAULT_METHOD = METHOD_GAN_PATCH
+
 SOURCE_SELECTED = "selected-layer"
 SOURCE_VISIBLE = "visible-image"
 SOURCES: tuple[tuple[str, str, str], ...] = (
@@ -296,6 +317,7 @@ class JobArgs:
     """The procedure's non-layer arguments, validated."""
 
     source: str
+    method: str  # one of METHODS' nicks
     preset: str
     size: int  # 0: the preset's working size
     steps: int  # 0: the preset's number of steps
@@ -360,6 +382,12 @@ def parse_job_args(values: Mapping[str, object]) -> JobArgs:
     source = str(values.get("source") or SOURCE_SELECTED)
     if source not in {s[0] for s in SOURCES}:
         raise PluginError(f"Unknown source \"{source}\"; use one of: {', '.join(s[0] for s in SOURCES)}.")
+    method = str(values.get("method") or DEFAULT_METHOD)
+    if method not in {m[0] for m in METHODS}:
+        raise PluginError(
+            f"Unknown method \"{method}\"; use one of: {', '.join(m[0] for m in METHODS)} "
+            f"({METHOD_PATCH}: instant, no training; {METHOD_GAN_PATCH}: the default)."
+        )
     preset = str(values.get("preset") or DEFAULT_PRESET)
     if preset not in {p[0] for p in PRESETS}:
         raise PluginError(f"Unknown quality preset \"{preset}\"; use one of: {', '.join(p[0] for p in PRESETS)}.")
@@ -375,7 +403,9 @@ def parse_job_args(values: Mapping[str, object]) -> JobArgs:
     if seed < 0:
         raise PluginError(f"The seed must be 0 or more, got {seed}.")
     address = normalize_address(str(values.get("address") or ""))
-    return JobArgs(source=source, preset=preset, size=size, steps=steps, seed=seed, address=address)
+    return JobArgs(
+        source=source, method=method, preset=preset, size=size, steps=steps, seed=seed, address=address
+    )
 
 
 def _int(value: object, name: str) -> int:
@@ -389,6 +419,7 @@ def build_settings(args: JobArgs) -> dict:
 
     Identical settings for the same pixels give the same model key on the daemon,
     which is what lets a second run with an edited target reuse the trained model.
+    The method is not a setting (it is not part of the model key): one model serves all.
     """
     settings: dict = {"preset": args.preset, "seed": args.seed}
     if args.size:
@@ -423,11 +454,21 @@ def format_eta(seconds: Optional[float]) -> str:
     return f"~{hours} h {minutes} min left" if minutes else f"~{hours} h left"
 
 
-def progress_update(kind: str, data: Mapping[str, object]) -> tuple[Optional[float], Optional[str]]:
-    """(fraction for the progress bar or None, text or None) for one daemon event."""
+def progress_update(
+    kind: str, data: Mapping[str, object], method: Optional[str] = None
+) -> tuple[Optional[float], Optional[str]]:
+    """(fraction for the progress bar or None, text or None) for one daemon event.
+
+    `method` is the job's method (None: the default). GIMP's progress bar has no room
+    for a picture, so an instant preview is only announced in words.
+    """
+    method = method or DEFAULT_METHOD
     if kind == "queued":
         position = int(data.get("position", 0) or 0)  # type: ignore[arg-type]
         if position <= 0:
+            if method == METHOD_PATCH:
+                # Nothing else arrives until the result is made: say what takes the seconds.
+                return 0.0, "Semantic Analogy: making the result from the photo's patches (no training)"
             return 0.0, "Semantic Analogy: starting"
         jobs = "job" if position == 1 else "jobs"
         return 0.0, f"Semantic Analogy: waiting, {position} {jobs} ahead on the engine"
@@ -442,11 +483,38 @@ def progress_update(kind: str, data: Mapping[str, object]) -> tuple[Optional[flo
             eta = format_eta(_num(data.get("eta_s")))
             return fraction, f"Semantic Analogy: training {int(step)}/{int(total)}, {eta}"
         if stage == "apply":
-            return fraction, "Semantic Analogy: making the result"
+            return fraction, "Semantic Analogy: " + _apply_text(method, step, total)
         return fraction, f"Semantic Analogy: {stage}"
+    if kind == "preview" and data.get("instant") is True:
+        return _instant_preview_update(data)
     if kind == "result":
         return 1.0, "Semantic Analogy: inserting the result"
-    return None, None
+    return None, None  # training previews: a picture GIMP's progress bar cannot show
+
+
+def _apply_text(method: str, step: Optional[float], total: Optional[float]) -> str:
+    """What the 'apply' stage does for the method; 'i/n' once there is more than one target."""
+    if method == METHOD_PATCH:
+        text = "making the result from the photo's patches"
+    elif method == METHOD_GAN_PATCH:
+        text = "making the result (adding the photo's detail)"
+    else:
+        text = "making the result"
+    if step is not None and total and total > 1:
+        text += f", {int(step)}/{int(total)} done"
+    return text
+
+
+def _instant_preview_update(data: Mapping[str, object]) -> tuple[Optional[float], Optional[str]]:
+    """The instant preview (SPEC.md, Instant result): the job goes on, and the text says to what."""
+    stage = str(data.get("stage") or "")
+    total = _num(data.get("total"))
+    what = "GAN" if data.get("kind") == "gan" else "patch"
+    if stage == "train":
+        steps = f" 0/{int(total)}" if total and total > 0 else ""
+        return 0.0, f"Semantic Analogy: instant {what} result ready; training{steps}\u2026"
+    # From the model cache: the GAN's layout is ready, the patch pass makes the result.
+    return None, f"Semantic Analogy: instant {what} result ready; adding the photo's detail\u2026"
 
 
 def _num(value: object) -> Optional[float]:

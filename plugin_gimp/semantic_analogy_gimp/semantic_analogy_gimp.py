@@ -35,7 +35,8 @@ from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
 
 # sRGB-encoded 8-bit RGBA whatever the image's precision ("RGBA u8" would be linear).
 PIXEL_FORMAT = "R'G'B'A u8"
-ARGUMENT_NAMES = ("source", "preset", "size", "steps", "seed", "address")
+# The non-layer arguments, by the names parse_job_args reads (a test keeps both in step).
+ARGUMENT_NAMES = ("source", "method", "preset", "size", "steps", "seed", "address")
 BASE_TYPE_NAMES = {
     Gimp.ImageBaseType.RGB: "RGB",
     Gimp.ImageBaseType.GRAY: "grayscale",
@@ -173,8 +174,8 @@ def set_default_label_layers(image, config):
 # --------------------------------------------------------------------------- talking to the daemon
 
 
-def show_progress(kind, data):
-    fraction, text = logic.progress_update(kind, data)
+def show_progress(kind, data, method):
+    fraction, text = logic.progress_update(kind, data, method)
     if text:
         Gimp.progress_set_text(text)
     if fraction is not None:
@@ -202,11 +203,12 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
                 settings,
                 target_names=[target_name],
                 cancel_if_silent=logic.cancel_if_silent(os.environ),
+                method=args.method,
             )
             # wait() polls, which keeps the job's heartbeat going. If the user cancels GIMP's
             # progress, GIMP kills this process; the heartbeats stop and the daemon cancels
             # the job by itself (cancel_if_silent), without anyone telling it.
-            images = client.wait(job_id, on_event=lambda event: show_progress(event.kind, event.data))
+            images = client.wait(job_id, on_event=lambda event: show_progress(event.kind, event.data, args.method))
         except proto.JobFailed as exc:
             raise logic.PluginError(logic.job_failed_message(exc.code, exc.message))
         except proto.DaemonUnavailable:
@@ -298,9 +300,15 @@ def show_dialog(procedure, image, config):
     dialog.fill_box("layers-box", ["source-labels", "target-labels", "source"])
     dialog.fill_frame("layers-frame", "layers-title", False, "layers-box")
     dialog.get_label("engine-title", "Engine", False, False)
-    dialog.fill_box("engine-box", ["preset", "size", "steps", "seed", "address"])
+    dialog.fill_box("engine-box", ["method", "preset", "size", "steps", "seed", "address"])
     dialog.fill_frame("engine-frame", "engine-title", False, "engine-box")
     dialog.fill(["layers-frame", "engine-frame"])
+    # Method patch trains nothing, so the training settings do not apply to it: grey them
+    # out rather than let the user wonder what they change (the seed still does).
+    patch_only = Gimp.ValueArray.new(1)
+    patch_only.append(GObject.Value(GObject.TYPE_STRING, logic.METHOD_PATCH))
+    for name in ("preset", "size", "steps"):
+        dialog.set_sensitive_if_in(name, None, "method", patch_only, False)
 
     # GIMP 3.0's layer chooser draws its thumbnail only when its layer is set, at
     # the size the widget has then (none before it is shown): set the layers again
@@ -385,7 +393,9 @@ class SemanticAnalogy(Gimp.PlugIn):
             "Paint flat-colour labels over the photo on one layer (P), duplicate it and edit the copy (P'). "
             "The engine daemon (semantic-analogy serve) trains a conditional single-image GAN on the photo "
             "and its labels, and the result I' arrives as a new layer named after the target label layer. "
-            "Running again with an edited target reuses the trained model. Non-interactive callers pass "
+            "Running again with an edited target reuses the trained model. Method patch needs no training: "
+            "the photo's own patches follow the target labels and the result comes in seconds. "
+            "Non-interactive callers pass "
             "the same arguments; a label layer left empty is chosen by its name (\"labels\", \"target labels\").",
             name,
         )
@@ -401,6 +411,11 @@ class SemanticAnalogy(Gimp.PlugIn):
         )
         procedure.add_choice_argument(
             "source", "_Photo", "Where the photo comes from", _choice(logic.SOURCES), logic.SOURCE_SELECTED, rw
+        )
+        procedure.add_choice_argument(
+            "method", "_Method", "How the result is made: gan+patch (trained, with the photo's detail), "
+            "gan (the trained network only) or patch (instant, no training)",
+            _choice(logic.METHODS), logic.DEFAULT_METHOD, rw,
         )
         procedure.add_choice_argument(
             "preset", "_Quality", "Engine quality preset", _choice(logic.PRESETS), logic.DEFAULT_PRESET, rw
