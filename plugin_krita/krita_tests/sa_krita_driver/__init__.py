@@ -379,6 +379,12 @@ class Driver:
 
 
     def quit(self):
+        # Layer edits still in flight (the helpers' new layers) mark a document modified
+        # again after finish() cleared the flag; file_quit then waits on a modal "Do you
+        # want to save it?" box until force_exit. Let them land, then clear the flag.
+        for doc in Krita.instance().documents():
+            doc.waitForDone()
+            doc.setModified(False)
         self.log("file_quit")
         Krita.instance().action("file_quit").trigger()
 
