@@ -1,14 +1,16 @@
-"""Quality and time on every bundled example target, against two trivial baselines.
+"""Quality and time of each method on every bundled example target, against two trivial baselines.
 
     .venv/bin/python scripts/benchmark_quality.py [--preset preview] [--size 128] [--examples zebra tree face]
-        [--out out/benchmark] [--sheet docs/contact_sheet.png]
+        [--out out/benchmark] [--sheet docs/contact_sheet.png] [--crop docs/crop_gan_vs_gan_patch.png]
 
 Trains one model per example (timed), applies it to every cond/*.png target except
-rec.png and mask_*.png (timed), and evaluates the result with `semantic-analogy eval`'s
-measures next to two trivial outputs: the source unchanged, and the edited region
-filled with each class's mean colour. Reconstruction PSNR is measured on G's raw
-output for P' = P at the working size. Prints markdown tables for BENCHMARKS.md and
-writes a contact sheet (source, labels, target, result) of the runs.
+rec.png and mask_*.png with each method (`gan`, `gan+patch`, and `patch`, which uses no
+model; each timed), and evaluates every result with `semantic-analogy eval`'s measures,
+at the photo's own (full) resolution, next to two trivial outputs: the source unchanged,
+and the edited region filled with each class's mean colour. Reconstruction PSNR is
+measured on G's raw output for P' = P at the working size. Prints markdown tables for
+BENCHMARKS.md, writes a contact sheet (source, labels, target, result of the default
+method) of the runs, and a full-resolution crop of one edited region, gan next to gan+patch.
 """
 
 from __future__ import annotations
@@ -42,16 +44,21 @@ def main() -> None:
     ap.add_argument("--examples", nargs="+", default=["zebra", "tree", "face"])
     ap.add_argument("--out", default=str(ROOT / "out" / "benchmark"))
     ap.add_argument("--sheet", default=str(ROOT / "docs" / "contact_sheet.png"))
+    ap.add_argument("--crop", default=str(ROOT / "docs" / "crop_gan_vs_gan_patch.png"),
+                    help="gan | gan+patch crop of the first example's first target ('' for none)")
     args = ap.parse_args()
 
     from semantic_analogy.engine.imageio import load_image, load_label_map, save_image
     from semantic_analogy.engine.metrics import evaluate, mean_colour_baseline, psnr
+    from semantic_analogy.engine.compose import edited_region
     from semantic_analogy.engine.presets import TrainSettings
+    from semantic_analogy.engine.synthesis import DEFAULT_METHOD, patch_analogy
     from semantic_analogy.engine.trainer import train
 
     settings = TrainSettings(preset=args.preset, size=args.size, steps=args.steps, device=args.device, preview_every=0)
     out_dir = Path(args.out)
     rows, sheet_rows, train_rows = [], [], []
+    crop_done = False
     for name in args.examples:
         folder = ROOT / "examples" / name
         image, labels = load_image(folder / "img.png"), load_label_map(folder / "label.png")
@@ -64,19 +71,27 @@ def main() -> None:
         print(f"{name}: trained in {train_s:.0f} s, reconstruction PSNR {rec_psnr:.2f} dB", file=sys.stderr)
         for tpath in targets_of(folder):
             target = load_label_map(tpath)
-            t0 = time.perf_counter()
-            result = model.apply(target)
-            apply_s = time.perf_counter() - t0
-            save_image(out_dir / f"{name}_{tpath.stem}.png", result)
-            for method, output in (
-                ("engine", result),
-                ("source unchanged", image),
-                ("class mean colour", mean_colour_baseline(image, labels, target)),
-            ):
+            outputs, times = {}, {}
+            for method in ("gan", "gan+patch", "patch"):
+                t0 = time.perf_counter()
+                if method == "patch":  # the instant result: no model at all
+                    outputs[method] = patch_analogy(image, labels, target, device=str(model.device), seed=settings.seed)
+                else:
+                    outputs[method] = model.apply(target, method=method)
+                times[method] = time.perf_counter() - t0
+                save_image(out_dir / f"{name}_{tpath.stem}_{method.replace('+', '_')}.png", outputs[method])
+            outputs["source unchanged"] = image
+            outputs["class mean colour"] = mean_colour_baseline(image, labels, target)
+            for method, output in outputs.items():
                 m = evaluate(image, labels, target, output)
-                rows.append({"example": f"{name}/{tpath.stem}", "method": method, "apply_s": apply_s if method == "engine" else None, **m})
-            sheet_rows.append((image, labels, target, result, f"{name}/{tpath.stem}"))
-            print(json.dumps(rows[-3]), file=sys.stderr)
+                rows.append({"example": f"{name}/{tpath.stem}", "method": method, "apply_s": times.get(method), **m})
+                print(json.dumps(rows[-1]), file=sys.stderr)
+            sheet_rows.append((image, labels, target, outputs[DEFAULT_METHOD], f"{name}/{tpath.stem}"))
+            if args.crop and not crop_done:
+                region = edited_region(model.source.index, model.source.decode_target(target))
+                crop_figure(image, outputs["gan"], outputs["gan+patch"], region, Path(args.crop))
+                crop_done = True
+                print(f"crop: {args.crop} ({name}/{tpath.stem})", file=sys.stderr)
 
     print(f"preset {args.preset}, size {settings.working_size}, {settings.total_steps} iterations\n")
     print("| example | working size | device | training time | reconstruction PSNR (G, P' = P) |")
@@ -92,17 +107,44 @@ def main() -> None:
               f"{fmt(ae.get('pixel_accuracy'))} | {fmt(ae.get('miou'))} | {fmt(aa.get('miou'))} | {fmt(r['psnr_outside'])} | "
               f"{apply} |")
     # Means over targets, per method.
-    print("\n| output (mean over all targets) | patch dist. edited ↓ | align. acc. edited ↑ | mIoU edited ↑ |")
-    print("|---|---|---|---|")
-    for method in ("engine", "source unchanged", "class mean colour"):
+    print("\n| output (mean over all targets) | patch dist. edited ↓ | align. acc. edited ↑ | mIoU edited ↑ | "
+          "PSNR outside ↑ | mean time |")
+    print("|---|---|---|---|---|---|")
+    for method in ("gan", "gan+patch", "patch", "source unchanged", "class mean colour"):
         sel = [r for r in rows if r["method"] == method]
         pd = np.mean([r["patch_distance"]["edited"] for r in sel if r["patch_distance"]["edited"] is not None])
         acc = np.mean([r["alignment"]["edited"]["pixel_accuracy"] for r in sel if r["alignment"]["edited"]])
         miou = np.mean([r["alignment"]["edited"]["miou"] for r in sel if r["alignment"]["edited"]])
-        print(f"| {method} | {pd:.3f} | {acc:.3f} | {miou:.3f} |")
+        outside = [r["psnr_outside"] for r in sel if r["psnr_outside"] is not None]
+        times = [r["apply_s"] for r in sel if r["apply_s"] is not None]
+        print(f"| {method} | {pd:.3f} | {acc:.3f} | {miou:.3f} | {np.mean(outside):.2f} dB | "
+              + (f"{np.mean(times):.2f} s |" if times else "– |"))
     if args.sheet:
         contact_sheet(sheet_rows, Path(args.sheet))
         print(f"\ncontact sheet: {args.sheet}", file=sys.stderr)
+
+
+def crop_figure(image, gan, gan_patch, region, path: Path, window: tuple[int, int] = (192, 128), zoom: int = 3) -> None:
+    """Source | gan | gan+patch over a window of the edited region (at most `window` px, around
+    the median edited pixel), enlarged `zoom` times with nearest neighbour so the pixels show."""
+    ys, xs = np.nonzero(region)
+    h, w = region.shape
+    cw, ch = min(window[0], w), min(window[1], h)
+    cx, cy = int(np.median(xs)), int(np.median(ys))
+    x0, y0 = min(max(0, cx - cw // 2), w - cw), min(max(0, cy - ch // 2), h - ch)
+    x1, y1 = x0 + cw, y0 + ch
+    tiles = [Image.fromarray(np.ascontiguousarray(a[y0:y1, x0:x1])).resize(((x1 - x0) * zoom, (y1 - y0) * zoom),
+                                                                           Image.NEAREST)
+             for a in (image, gan, gan_patch)]
+    header, gap = 18, 6
+    tw, th = tiles[0].size
+    fig = Image.new("RGB", (3 * tw + 2 * gap, th + header), "white")
+    draw = ImageDraw.Draw(fig)
+    for i, (tile, title) in enumerate(zip(tiles, ("source", "gan", "gan+patch"))):
+        fig.paste(tile, (i * (tw + gap), header))
+        draw.text((i * (tw + gap) + 4, 3), f"{title} (x{zoom})", fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.save(path)
 
 
 def contact_sheet(rows, path: Path, cell: int = 160) -> None:
