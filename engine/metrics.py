@@ -5,6 +5,11 @@
 - semantic alignment: pixel accuracy and mIoU of P' against a segmentation of the
   output by a small per-pixel classifier fit on (I, P) only (not the engine's S, so the
   engine cannot grade itself);
+- texture contrast: the output's local contrast (standard deviation over 5x5 windows)
+  relative to the source's in the same class, 1 = as much texture as the photo has; a
+  blurry synthesis scores below 1 and a flat fill near 0, which the two measures above
+  cannot tell (a flat patch of a class's mean colour is close to the source's smoothest
+  patches, and a per-pixel classifier recognises a class's mean colour best of all);
 - PSNR outside the edited region (the untouched photo must stay untouched; 100 dB = identical);
 - reconstruction PSNR, when P' == P.
 Patch distance and alignment are measured over the whole image and over the edited
@@ -64,6 +69,48 @@ def patch_distance(source: np.ndarray, src_index: np.ndarray, output: np.ndarray
     d = torch.cat(dists)
     d = d[torch.isfinite(d)].clamp_min(0)
     return float(torch.sqrt(d / q.shape[1]).mean()) if len(d) else None
+
+
+def local_contrast(image: np.ndarray, mask: np.ndarray | None = None, size: int = PATCH) -> np.ndarray:
+    """(H, W) float: the standard deviation of each pixel's size x size neighbourhood, averaged
+    over RGB; with a mask, only the neighbours inside the mask count (0 outside it), so that a
+    class's texture is not confused with the edge to its neighbour class."""
+    t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    m = torch.ones_like(t[:, :1]) if mask is None else torch.from_numpy(mask)[None, None].float()
+    pad = (size // 2,) * 4
+
+    def box(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(x, pad, mode="constant"), size, 1)
+
+    count = box(m).clamp_min(1e-6)
+    mean, sq = box(t * m) / count, box(t * t * m) / count
+    std = (sq - mean * mean).clamp_min(0).sqrt().mean(1, keepdim=True) * m
+    return std[0, 0].numpy()
+
+
+def texture_contrast(source: np.ndarray, src_index: np.ndarray, output: np.ndarray, tgt_index: np.ndarray,
+                     region: np.ndarray) -> float | None:
+    """Local contrast of the output in `region` over the source's in the same class (1: alike).
+
+    Per class of the target in the region: the output's mean contrast there (neighbours of
+    the target's class only) over the source's mean contrast in that class (neighbours of
+    the source's class only), weighted by the class's pixels in the region. Classes without
+    texture in the source (e.g. a flat background) are left out: no ratio is defined.
+    """
+    if not region.any():
+        return None
+    ratios, weights = [], []
+    for c in np.unique(tgt_index[region]):
+        in_src = src_index == c
+        if not in_src.any():
+            continue
+        ref = float(local_contrast(source, in_src)[in_src].mean())
+        if ref < 0.01:  # under ~2.5 levels of 255: no texture to compare with
+            continue
+        sel = region & (tgt_index == c)
+        ratios.append(float(local_contrast(output, tgt_index == c)[sel].mean()) / ref)
+        weights.append(int(sel.sum()))
+    return float(np.average(ratios, weights=weights)) if ratios else None
 
 
 def _pixel_features(image: np.ndarray) -> torch.Tensor:
@@ -147,6 +194,10 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
             "edited": rounded(patch_distance(src_img, src_idx, out_img, tgt_idx, edited)),
         },
         "alignment": {"all": alignment(pred, tgt_idx, everywhere), "edited": alignment(pred, tgt_idx, edited)},
+        "texture_contrast": {
+            "all": rounded(texture_contrast(src_img, src_idx, out_img, tgt_idx, everywhere)),
+            "edited": rounded(texture_contrast(src_img, src_idx, out_img, tgt_idx, edited)),
+        },
         "psnr_outside": rounded(psnr(source.image, output, ~edited_full)),
         "reconstruction_psnr": None if edited_full.any() else rounded(psnr(source.image, output)),
     }

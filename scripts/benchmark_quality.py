@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -47,6 +49,8 @@ def main() -> None:
     ap.add_argument("--crop", default=str(ROOT / "docs" / "crop_gan_vs_gan_patch.png"),
                     help="gan | gan+patch crop of the first example's first target ('' for none)")
     args = ap.parse_args()
+
+    import torch
 
     from semantic_analogy.engine.imageio import load_image, load_label_map, save_image
     from semantic_analogy.engine.metrics import evaluate, mean_colour_baseline, psnr
@@ -93,23 +97,26 @@ def main() -> None:
                 crop_done = True
                 print(f"crop: {args.crop} ({name}/{tpath.stem})", file=sys.stderr)
 
+    print(f"<!-- {time.strftime('%Y-%m-%d')} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
+          f"torch {torch.__version__} · `{' '.join(sys.argv)}` -->\n")
     print(f"preset {args.preset}, size {settings.working_size}, {settings.total_steps} iterations\n")
     print("| example | working size | device | training time | reconstruction PSNR (G, P' = P) |")
     print("|---|---|---|---|---|")
     for name, ws, s, r, dev in train_rows:
         print(f"| {name} | {ws} | {dev} | {s:.0f} s | {r:.2f} dB |")
-    print("\n| target | output | patch dist. edited ↓ | patch dist. all ↓ | align. acc. edited ↑ | mIoU edited ↑ | mIoU all ↑ | PSNR outside ↑ | apply time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| target | output | patch dist. edited ↓ | patch dist. all ↓ | align. acc. edited ↑ | mIoU edited ↑ | mIoU all ↑ | texture contrast edited (1 = the photo's) | PSNR outside ↑ | apply time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ae, aa = r["alignment"]["edited"] or {}, r["alignment"]["all"] or {}
         apply = "" if r["apply_s"] is None else f"{r['apply_s']:.2f} s"
         print(f"| {r['example']} | {r['method']} | {fmt(r['patch_distance']['edited'])} | {fmt(r['patch_distance']['all'])} | "
-              f"{fmt(ae.get('pixel_accuracy'))} | {fmt(ae.get('miou'))} | {fmt(aa.get('miou'))} | {fmt(r['psnr_outside'])} | "
+              f"{fmt(ae.get('pixel_accuracy'))} | {fmt(ae.get('miou'))} | {fmt(aa.get('miou'))} | "
+              f"{fmt(r['texture_contrast']['edited'])} | {fmt(r['psnr_outside'])} | "
               f"{apply} |")
     # Means over targets, per method.
     print("\n| output (mean over all targets) | patch dist. edited ↓ | align. acc. edited ↑ | mIoU edited ↑ | "
-          "PSNR outside ↑ | mean time |")
-    print("|---|---|---|---|---|---|")
+          "texture contrast edited (median) | PSNR outside ↑ | mean time |")
+    print("|---|---|---|---|---|---|---|")
     for method in ("gan", "gan+patch", "patch", "source unchanged", "class mean colour"):
         sel = [r for r in rows if r["method"] == method]
         pd = np.mean([r["patch_distance"]["edited"] for r in sel if r["patch_distance"]["edited"] is not None])
@@ -117,7 +124,9 @@ def main() -> None:
         miou = np.mean([r["alignment"]["edited"]["miou"] for r in sel if r["alignment"]["edited"]])
         outside = [r["psnr_outside"] for r in sel if r["psnr_outside"] is not None]
         times = [r["apply_s"] for r in sel if r["apply_s"] is not None]
-        print(f"| {method} | {pd:.3f} | {acc:.3f} | {miou:.3f} | {np.mean(outside):.2f} dB | "
+        # A ratio (1 is ideal), so the median: one class with little texture in the source gives outliers.
+        tc = np.median([r["texture_contrast"]["edited"] for r in sel if r["texture_contrast"]["edited"] is not None])
+        print(f"| {method} | {pd:.3f} | {acc:.3f} | {miou:.3f} | {tc:.2f} | {np.mean(outside):.2f} dB | "
               + (f"{np.mean(times):.2f} s |" if times else "– |"))
     if args.sheet:
         contact_sheet(sheet_rows, Path(args.sheet))

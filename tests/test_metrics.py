@@ -1,0 +1,79 @@
+"""The quality measures of `semantic-analogy eval` tell good results from trivial ones."""
+
+import numpy as np
+import pytest
+
+from semantic_analogy.engine.metrics import (
+    PSNR_IDENTICAL, evaluate, local_contrast, mean_colour_baseline, patch_distance, psnr, texture_contrast,
+)
+
+
+@pytest.fixture
+def scene():
+    """A noisy red class on the left, a striped blue class on the right, and a target that
+    moves the boundary 12 pixels to the right (the strip becomes red)."""
+    rng = np.random.default_rng(0)
+    h, w = 48, 64
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, :32] = np.clip(rng.normal((200, 40, 40), 25, (h, 32, 3)), 0, 255)
+    stripes = np.where((np.arange(32) // 2) % 2 == 0, 255, 120)
+    img[:, 32:, 2] = stripes[None, :]
+    labels = np.zeros((h, w, 3), np.uint8)
+    labels[:, :32] = (255, 0, 0)
+    labels[:, 32:] = (0, 0, 255)
+    target = labels.copy()
+    target[:, 32:44] = (255, 0, 0)
+    return img, labels, target
+
+
+def test_identical_images_measure_as_identical(scene):
+    img, labels, _ = scene
+    m = evaluate(img, labels, labels, img)
+    assert m["edited_fraction"] == 0 and m["reconstruction_psnr"] == PSNR_IDENTICAL
+    assert m["patch_distance"]["all"] == pytest.approx(0, abs=1e-3)
+    assert m["patch_distance"]["edited"] is None and m["texture_contrast"]["edited"] is None
+    assert m["texture_contrast"]["all"] == pytest.approx(1.0, abs=1e-3)
+    assert psnr(img, img) == PSNR_IDENTICAL
+
+
+def test_a_flat_fill_has_no_texture_and_real_patches_do(scene):
+    img, labels, target = scene
+    flat = mean_colour_baseline(img, labels, target)
+    real = img.copy()
+    real[:, 32:44] = img[:, 4:16]  # the strip made of the red class's own pixels
+    m_flat, m_real = evaluate(img, labels, target, flat), evaluate(img, labels, target, real)
+    assert m_flat["texture_contrast"]["edited"] < 0.1
+    assert 0.8 < m_real["texture_contrast"]["edited"] < 1.25
+    assert m_real["patch_distance"]["edited"] < m_flat["patch_distance"]["edited"]
+    # The source unchanged keeps the blue stripes where red is wanted: the classifier sees it.
+    m_src = evaluate(img, labels, target, img)
+    assert m_src["alignment"]["edited"]["pixel_accuracy"] < 0.2 < m_real["alignment"]["edited"]["pixel_accuracy"]
+    assert m_real["psnr_outside"] == m_flat["psnr_outside"] == PSNR_IDENTICAL
+
+
+def test_texture_contrast_is_per_class_and_skips_textureless_classes():
+    h, w = 20, 20
+    src = np.zeros((h, w, 3), np.uint8)
+    src[:, :10] = 90  # class 0: flat, no texture to compare with
+    src[:, 10:, 0] = np.where(np.arange(10) % 2 == 0, 250, 50)  # class 1: stripes
+    idx = np.zeros((h, w), np.int64)
+    idx[:, 10:] = 1
+    region = np.ones((h, w), bool)
+    out = src.copy()
+    out[:, 10:] = 150  # class 1 flattened
+    assert texture_contrast(src, idx, src, idx, region) == pytest.approx(1.0)
+    assert texture_contrast(src, idx, out, idx, region) < 0.35  # only the flattened border keeps some contrast
+    flat_only = np.zeros((h, w), bool)
+    flat_only[:, :5] = True
+    assert texture_contrast(src, idx, src, idx, flat_only) is None
+    assert local_contrast(src).shape == (h, w)
+
+
+def test_patch_distance_only_compares_patches_of_the_same_class(scene):
+    img, labels, _ = scene
+    idx = (labels[..., 2] > 0).astype(np.int64)
+    # The red half called blue: its patches must be matched against the stripes only.
+    swapped = 1 - idx
+    region = np.ones(idx.shape, bool)
+    assert patch_distance(img, idx, img, idx, region) == pytest.approx(0, abs=1e-3)
+    assert patch_distance(img, idx, img, swapped, region) > 0.1
