@@ -4,7 +4,11 @@
   of the same class (lower: the output is made of the source's own textures);
 - semantic alignment: pixel accuracy and mIoU of P' against a segmentation of the
   output by a small per-pixel classifier fit on (I, P) only (not the engine's S, so the
-  engine cannot grade itself);
+  engine cannot grade itself). The segmentation is open-set: a pixel whose features are
+  unlike every source pixel of the class it is assigned (further from them than 99% of
+  the source's own pixels are) counts as unrecognised. A closed-set classifier must name
+  one of the source's classes for anything, and names a flat fill of a class's mean
+  colour best of all, though no photo looks like that;
 - texture contrast: the output's local contrast (standard deviation over 5x5 windows)
   relative to the source's in the same class, 1 = as much texture as the photo has; a
   blurry synthesis scores below 1 and a flat fill near 0, which the two measures above
@@ -32,6 +36,9 @@ from .source import Source, rgb, working_shape
 ANALYSIS_SIZE = 256
 PATCH = 5
 MAX_QUERIES = 4096
+TYPICAL_REFERENCE = 2048  # source pixels per class that output pixels are compared with
+TYPICAL_QUANTILE = 0.99  # of the source's own distances: beyond it a pixel is unrecognised
+UNRECOGNISED = -1
 PSNR_IDENTICAL = 100.0  # dB reported for identical pixels
 
 
@@ -130,7 +137,8 @@ def _pixel_features(image: np.ndarray) -> torch.Tensor:
 
 
 def fit_pixel_classifier(image: np.ndarray, index: np.ndarray, num_classes: int, steps: int = 300, seed: int = 0) -> torch.nn.Module:
-    """A small MLP on per-pixel features, fit on (I, P); deterministic for a seed."""
+    """A small MLP on per-pixel features, fit on (I, P), with each class's typical features
+    for the open-set check (see `segment`); deterministic for a seed."""
     g = torch.Generator().manual_seed(seed)
     x, y = _pixel_features(image), torch.from_numpy(index.reshape(-1)).long()
     mean, std = x.mean(0), x.std(0) + 1e-6
@@ -147,21 +155,51 @@ def fit_pixel_classifier(image: np.ndarray, index: np.ndarray, num_classes: int,
         opt.step()
     net.register_buffer("mean", mean)
     net.register_buffer("std", std)
+    # Per class: a reference sample of its pixels' features, and the distance from other
+    # pixels of the class to their nearest reference within which TYPICAL_QUANTILE of them lie.
+    refs, limits = [], torch.full((num_classes,), math.inf)
+    for c in range(num_classes):
+        members = torch.nonzero(y == c).flatten()
+        members = members[torch.randperm(len(members), generator=g)]
+        n_ref = min(TYPICAL_REFERENCE, len(members) // 2)
+        ref, held_out = xn[members[:n_ref]], xn[members[n_ref : n_ref + TYPICAL_REFERENCE]]
+        nearest = _nearest(held_out, ref) if n_ref >= 8 else torch.full((1,), math.inf)  # tiny classes: no check
+        if len(ref) and torch.isfinite(nearest).any():
+            limits[c] = torch.quantile(nearest[torch.isfinite(nearest)], TYPICAL_QUANTILE)
+        refs.append(ref)
+    net.typical_refs = refs
+    net.register_buffer("typical_limits", limits)
     return net
+
+
+def _nearest(queries: torch.Tensor, ref: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """Distance of each query row to its nearest row of `ref` (inf when `ref` is empty)."""
+    if len(ref) == 0:
+        return torch.full((len(queries),), math.inf)
+    return torch.cat([torch.cdist(queries[i : i + chunk], ref).min(1).values for i in range(0, len(queries), chunk)])
 
 
 @torch.no_grad()
 def segment(classifier: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """(H, W) class map of `image`; UNRECOGNISED where a pixel is unlike its class's source pixels."""
     x = (_pixel_features(image) - classifier.mean) / classifier.std
-    return classifier(x).argmax(1).reshape(image.shape[:2]).numpy()
+    pred = classifier(x).argmax(1)
+    out = pred.clone()
+    for c, ref in enumerate(classifier.typical_refs):
+        sel = torch.nonzero(pred == c).flatten()
+        if len(sel):
+            far = _nearest(x[sel], ref) > classifier.typical_limits[c]
+            out[sel[far]] = UNRECOGNISED
+    return out.reshape(image.shape[:2]).numpy()
 
 
 def alignment(pred: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict | None:
+    """Pixel accuracy and mIoU over the classes of either map (an unrecognised pixel is simply wrong)."""
     if not region.any():
         return None
     p, t = pred[region], truth[region]
     ious = []
-    for c in np.unique(np.concatenate([p, t])):
+    for c in np.unique(np.concatenate([p[p != UNRECOGNISED], t])):
         inter, union = np.sum((p == c) & (t == c)), np.sum((p == c) | (t == c))
         ious.append(inter / union)
     return {"pixel_accuracy": round(float(np.mean(p == t)), 4), "miou": round(float(np.mean(ious)), 4)}

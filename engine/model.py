@@ -18,7 +18,7 @@ from .labels import Palette
 from .networks import Generator
 from .presets import TrainSettings
 from .source import Source, one_hot, to_tensor, to_uint8
-from .synthesis import DEFAULT_METHOD, check_method, gan_result, guide_margin, patch_result
+from .synthesis import DEFAULT_METHOD, check_method, gan_result, patch_result
 
 FORMAT_VERSION = 1
 WEIGHTS, META, SOURCE_IMAGE, SOURCE_LABELS = "model.pt", "model.json", "source.png", "labels.png"
@@ -66,10 +66,7 @@ class TrainedModel:
         gan = self.synthesize(index)
         if method == "gan":
             return gan_result(self.source, gan, index)
-        return patch_result(
-            self.source, index, guide=gan, margin=guide_margin(index.shape),
-            device=str(self.device), seed=self.settings.seed, should_stop=should_stop,
-        )
+        return patch_result(self.source, index, guide=gan, device=str(self.device), seed=self.settings.seed, should_stop=should_stop)
 
     # -- persistence -------------------------------------------------------
     def metadata(self) -> dict:

@@ -5,12 +5,12 @@
               (texture by numbers); needs no trained model, so it is the instant result.
 - gan+patch:  G's output is the guide (with the labels) for patch synthesis from the
               full-resolution source: the GAN decides layout and structure, real source
-              patches give the detail. The default. It re-synthesises a margin
-              around the edited region too: painted labels rarely follow the photo's
-              edges to the pixel, and without the margin the old object's outline
-              would survive as a fringe where a class moved away.
-Elsewhere every method returns the source's own pixels, exactly: `gan` and `patch` wherever
-the label did not change, `gan+patch` farther than its margin from the edited region.
+              patches give the detail. The default.
+The patch methods re-synthesise a margin around the edited region too: painted labels
+rarely follow the photo's edges to the pixel, and without the margin an object's old
+outline survives as a fringe where it moved away. Elsewhere every method returns the
+source's own pixels, exactly: `gan` wherever the label did not change, `patch` and
+`gan+patch` farther than the margin from the edited region.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def check_method(method: str) -> str:
     return method
 
 
-def guide_margin(shape: tuple[int, int]) -> int:
-    """Pixels around the edited region that `gan+patch` re-synthesises: 0.5% of the longest side, at least 3."""
+def synthesis_margin(shape: tuple[int, int]) -> int:
+    """Pixels around the edited region that the patch methods re-synthesise: 0.5% of the longest side, at least 3."""
     return max(3, round(max(shape) / 200))
 
 
@@ -58,18 +58,18 @@ def patch_result(
     target_index: np.ndarray,
     guide: np.ndarray | None = None,
     *,
-    margin: int = 0,
+    margin: int | None = None,
     device: str = "cpu",
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> np.ndarray:
-    """Patch synthesis inside the edited region grown by `margin` pixels; the source everywhere else."""
+    """Patch synthesis inside the edited region grown by `margin` pixels (default:
+    `synthesis_margin`); the source everywhere else."""
     edited = edited_region(source.index, target_index)
     if not edited.any():
         return source.image.copy()
-    if margin > 0:
-        edited = grow(edited, margin)
+    edited = grow(edited, synthesis_margin(edited.shape) if margin is None else margin)
     return patch_synthesize(
         source.image, source.index, target_index, guide=guide, mask=edited,
         device=device, seed=seed, should_stop=should_stop, progress=progress,

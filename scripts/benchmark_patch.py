@@ -6,7 +6,7 @@
 Two parts, each case in a fresh subprocess so that its peak memory is its own:
 
 * working size: every bundled example scaled to `--size` (longest side), every edited
-  target in its cond/ folder, both as the product runs it (only the edited region, the
+  target in its cond/ folder, both as the product runs it (only the edited region and its margin, the
   rest exactly the source) and as whole-image texture by numbers (no mask);
 * full resolution: the zebra example upscaled to `--full` with target cond/1 (its edited
   region is about a fifth of the image), `patch` (labels alone) and `gan+patch` with a
@@ -80,7 +80,7 @@ def measure(case: dict) -> dict:
     from PIL import Image
 
     from semantic_analogy.engine.patch_synthesis import synthesize
-    from semantic_analogy.engine.synthesis import grow, guide_margin
+    from semantic_analogy.engine.synthesis import grow, synthesis_margin
 
     if case["threads"]:
         torch.set_num_threads(case["threads"])
@@ -91,13 +91,13 @@ def measure(case: dict) -> dict:
     else:
         size = tuple(case["full"])
     image, src, tgt = load_example(name, target, size)
-    mask = (src != tgt) if case["masked"] else None
+    # As the product runs it: the edited region and its margin (engine/synthesis.py).
+    mask = grow(src != tgt, synthesis_margin(src.shape)) if case["masked"] else None
     guide = None
     if case.get("guide"):
         # Stand-in for the GAN's working-size output: the working-size patch result.
         wimg, wsrc, wtgt = load_example(name, target, working_size(name, case["size"]))
         guide = synthesize(wimg, wsrc, wtgt, mask=wsrc != wtgt, device=device)
-        mask = grow(mask, guide_margin(mask.shape))  # as gan+patch does (engine/synthesis.py)
     events = []
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -114,7 +114,7 @@ def measure(case: dict) -> dict:
     else:
         peak = peak_bytes() - before
     if mask is not None:
-        assert (out[~mask] == image[~mask]).all(), "pixels outside the edited region changed"
+        assert (out[~mask] == image[~mask]).all(), "pixels outside the edited region and its margin changed"
     out_dir = Path(case["out"])
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{case['kind']}_{name}_{target}_{'mask' if mask is not None else 'whole'}{'_guided' if guide is not None else ''}"
@@ -168,7 +168,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} · `{' '.join(sys.argv)}` -->\n")
 
     print(f"Working size (longest side {args.size} px), seed 0:\n")
-    print("| example | target | size | edited | edited region only (s) | whole image (s) | peak MiB (region / whole) |")
+    print("| example | target | size | edited | edited region + margin (s) | whole image (s) | peak MiB (region / whole) |")
     print("|---|---|---|---|---|---|---|")
     for name in args.examples:
         for target in targets(name):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from semantic_analogy.engine.metrics import (
-    PSNR_IDENTICAL, evaluate, local_contrast, mean_colour_baseline, patch_distance, psnr, texture_contrast,
+    PSNR_IDENTICAL, UNRECOGNISED, alignment, evaluate, fit_pixel_classifier, local_contrast, mean_colour_baseline,
+    patch_distance, psnr, segment, texture_contrast,
 )
 
 
@@ -77,3 +78,30 @@ def test_patch_distance_only_compares_patches_of_the_same_class(scene):
     region = np.ones(idx.shape, bool)
     assert patch_distance(img, idx, img, idx, region) == pytest.approx(0, abs=1e-3)
     assert patch_distance(img, idx, img, swapped, region) > 0.1
+
+
+def test_alignment_is_open_set_a_flat_fill_is_not_recognised_as_a_textured_class(scene):
+    img, labels, target = scene
+    idx = (labels[..., 2] > 0).astype(np.int64)
+    classifier = fit_pixel_classifier(img, idx, 2)
+    # The photo itself: nearly every pixel recognised, as its own class.
+    pred = segment(classifier, img)
+    assert (pred == idx).mean() > 0.9 and (pred == UNRECOGNISED).mean() < 0.05
+    # The red class's mean colour without its noise is red to a closed-set classifier,
+    # but unlike any red pixel of the photo: unrecognised, and so wrong.
+    flat, real = mean_colour_baseline(img, labels, target), img.copy()
+    real[:, 32:44] = img[:, 4:16]
+    strip = np.zeros(idx.shape, bool)
+    strip[:, 34:42] = True  # inside the new strip, away from its borders
+    assert (segment(classifier, flat)[strip] == UNRECOGNISED).mean() > 0.8
+    m_flat, m_real = evaluate(img, labels, target, flat), evaluate(img, labels, target, real)
+    assert m_flat["alignment"]["edited"]["pixel_accuracy"] < 0.5 < 0.9 < m_real["alignment"]["edited"]["pixel_accuracy"]
+
+
+def test_unrecognised_pixels_count_as_wrong_but_are_no_class_of_their_own():
+    truth = np.array([[0, 0, 1, 1]])
+    region = np.ones_like(truth, bool)
+    pred = np.array([[0, UNRECOGNISED, 1, 1]])
+    a = alignment(pred, truth, region)
+    assert a["pixel_accuracy"] == 0.75
+    assert a["miou"] == 0.75  # class 0: 1/2, class 1: 2/2; no IoU term for "unrecognised"

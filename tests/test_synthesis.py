@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from semantic_analogy.engine.source import Source
-from semantic_analogy.engine.synthesis import grow, guide_margin, patch_result
+from semantic_analogy.engine.synthesis import grow, synthesis_margin, patch_result
 
 GREEN, RED = (40, 170, 60), (200, 40, 40)
 
@@ -33,9 +33,9 @@ def test_grow_is_a_square_of_the_margin_clipped_at_the_border():
 
 
 def test_margin_scales_with_the_photo_and_has_a_floor():
-    assert guide_margin((380, 572)) == 3
-    assert guide_margin((64, 64)) == 3
-    assert guide_margin((3000, 4000)) == 20
+    assert synthesis_margin((380, 572)) == 3
+    assert synthesis_margin((64, 64)) == 3
+    assert synthesis_margin((3000, 4000)) == 20
 
 
 def fringed_scene(h: int = 72, w: int = 112):
@@ -62,7 +62,7 @@ def test_gan_plus_patch_margin_removes_the_outline_of_a_moved_object_and_keeps_t
     target = source.decode_target(tgt_lab)
     # Stand-in for the GAN's output: the target layout in the classes' clean colours.
     guide = np.where((target == source.index[36, 30])[..., None], RED, GREEN).astype(np.uint8)
-    margin = guide_margin(target.shape)
+    margin = synthesis_margin(target.shape)
     assert margin >= 2  # the ring is inside the margin
 
     def reddish(img):
