@@ -72,6 +72,9 @@ class PatchSettings:
     fill_weight: float = 0.5  # weight of the smooth colour sketch (vs estimate_weight) that starts `patch` mode
     search_pixels: int = 2_000_000  # finer levels with more pixels inherit their matches without searching
     vote_sigma: float = 0.0  # Gaussian fall-off of votes from their patch centre (0: uniform)
+    # At levels finer than the guide its weight is scaled by (guide size / level size) ** this: an
+    # upscaled guide holds no detail beyond its own resolution, the source patches do.
+    guide_falloff: float = 2.0
 
     def check(self, patch_size: int) -> None:
         if patch_size < 3 or patch_size % 2 == 0:
@@ -581,7 +584,9 @@ def _synthesize_level(
         we = st.estimate_weight if (li > 0 or p > 0 or filled) else 0.0
         if filled and p == 0:
             we *= st.fill_weight
-        wg = st.guide_weight if guide is not None else 0.0
+        wg = 0.0
+        if guide is not None:
+            wg = st.guide_weight * min(1.0, max(guide.shape[:2]) / max(h, w)) ** st.guide_falloff
 
         def tgt_colour(rows, cols, est_colour=est_colour, we=we, wg=wg):
             # A lone part is returned untouched: bit-equal to the source side when the layout is unchanged.
