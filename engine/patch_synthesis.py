@@ -177,7 +177,7 @@ def _downsample_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0).contiguous()
 
 
-def _dilate(mask: torch.Tensor) -> torch.Tensor:
+def dilate(mask: torch.Tensor) -> torch.Tensor:
     """One step of 8-neighbour (chessboard) dilation of a (H, W) bool map, separably."""
     rows = mask.clone()
     rows[1:] |= mask[:-1]
@@ -204,7 +204,7 @@ def boundary_distance(labels: torch.Tensor, reach: int) -> torch.Tensor:
     for i in range(reach):
         dist.masked_fill_(front & (dist == reach), i)
         if i + 1 < reach:
-            front = _dilate(front)
+            front = dilate(front)
     return dist
 
 

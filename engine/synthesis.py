@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from .compose import compose, edited_region
 from .errors import EngineError
-from .patch_synthesis import synthesize as patch_synthesize
+from .patch_synthesis import dilate, synthesize as patch_synthesize
 from .progress import Progress
 from .source import Source
 
@@ -42,15 +43,10 @@ def synthesis_margin(shape: tuple[int, int]) -> int:
 
 def grow(mask: np.ndarray, margin: int) -> np.ndarray:
     """(H, W) bool: `mask` and every pixel within `margin` pixels of it (chessboard distance)."""
-    out = mask.copy()
-    for _ in range(margin):  # separable one-pixel steps: O(margin * H * W) bool ops, fast at 4000 px
-        rows = out.copy()
-        rows[1:] |= out[:-1]
-        rows[:-1] |= out[1:]
-        out = rows.copy()
-        out[:, 1:] |= rows[:, :-1]
-        out[:, :-1] |= rows[:, 1:]
-    return out
+    out = torch.from_numpy(np.ascontiguousarray(mask, dtype=bool))
+    for _ in range(margin):
+        out = dilate(out)
+    return out.numpy()
 
 
 def patch_result(
