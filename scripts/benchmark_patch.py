@@ -179,7 +179,7 @@ def main() -> None:
 
     if args.full.lower() != "none":
         w, h = (int(v) for v in args.full.lower().split("x"))
-        print(f"\nFull resolution ({w}x{h}, zebra upscaled, target cond/1, only the edited region):\n")
+        print(f"\nFull resolution ({w}x{h}, zebra upscaled, target cond/1, only the edited region and its margin):\n")
         print("| method | edited | time (s) | peak MiB | levels |")
         print("|---|---|---|---|---|")
         for method, guided in (("patch", False), ("gan+patch (stand-in guide)", True)):
