@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -25,3 +27,16 @@ def write_small_example(folder: Path, name: str = "tree", target: str = "1", siz
     for p, a in zip(paths, (image, labels, tgt)):
         Image.fromarray(a).save(p)
     return paths
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Pin torch to one thread for a module (import it there to use it), then give the setting back.
+
+    Small patch-synthesis levels are dominated by per-op overhead, which extra threads only
+    add to on a busy machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from engine_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
 from semantic_analogy.engine.errors import Cancelled, EngineError, LabelError
 from semantic_analogy.engine.labels import decode_labels, extract_palette
 from semantic_analogy.engine.patch_synthesis import PatchSettings, boundary_distance, level_sizes, push_pull, synthesize
@@ -20,15 +21,6 @@ from semantic_analogy.engine.progress import Progress
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 COLOURS = np.array([[200, 40, 40], [40, 170, 60], [50, 60, 210]])
-
-# Small levels are dominated by per-op overhead, which extra threads only add to on a
-# busy machine; the tests pin one thread and give the setting back afterwards.
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def layout(h: int, w: int, cx: float, cy: float, split: float) -> np.ndarray:

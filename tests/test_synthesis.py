@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
+from engine_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
 from semantic_analogy.engine.source import Source
-from semantic_analogy.engine.synthesis import grow, synthesis_margin, patch_result
+from semantic_analogy.engine.synthesis import grow, patch_result, synthesis_margin
 
 GREEN, RED = (40, 170, 60), (200, 40, 40)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_grow_is_a_square_of_the_margin_clipped_at_the_border():
