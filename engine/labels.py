@@ -34,9 +34,21 @@ computed on the histogram of exact colours (RGB packed into one integer):
 * Fully transparent pixels (alpha == 0) are one more "colour" under the same rule:
   a real transparent region is the "unlabelled" class, while isolated holes left by
   a brush (zebra/label.png has one) take the class of their labelled neighbours.
+
+Stray pixels.  Hand-painted maps have thin unpainted gaps where a stroke was erased
+(white or transparent), and JPEG leaves ringing colours around small shapes: pixels
+that match no class (farther than SHADE_TOLERANCE from every class colour and not an
+anti-aliasing mixture of two).  When they are few (at most STRAY_MAX_FRACTION of the
+map) and thin (no STRAY_CORE x STRAY_CORE block of them), they take the class of their
+nearest labelled neighbours, with one warning saying so; a thicker or larger region of
+an unknown colour is meant, and stays an error that names it.  In a source map the
+same holds for a dominant colour that forms only such thin, small regions: it is not
+a class.  A thin stroke that covers more of the map (an edge sketch) stays one.
 """
 
 from __future__ import annotations
+
+import logging
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +56,8 @@ from typing import Any
 import numpy as np
 
 from .errors import LabelError
+
+log = logging.getLogger(__name__)
 
 # Colours closer than this (Euclidean RGB, 0..441) are shades of one class when a
 # palette is extracted.  JPEG and brush drift stay well below.  Colours painted
@@ -69,6 +83,10 @@ MIXTURE_TOL_REL = 0.06
 FLAT_FRACTION = 0.3
 # Second pass on colours rounded to bins of 8 levels (see _coarse_candidates).
 _COARSE_MASK = 0xF8F8F8
+# Stray pixels (see the module docstring): at most this share of the map, and no
+# STRAY_CORE x STRAY_CORE block of them (a region thicker than 4 px is meant).
+STRAY_MAX_FRACTION = 0.01
+STRAY_CORE = 5
 # Packed value used for transparent pixels: outside the 24-bit RGB range, so a
 # transparent pixel never equals a real colour.
 _TRANSPARENT = 1 << 24
@@ -255,6 +273,46 @@ def _is_mixture(c: np.ndarray, picked: np.ndarray) -> bool:
     return bool(np.any(inside & (d <= tol)))
 
 
+def _mixtures(colours: np.ndarray, classes: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """(K,) bool: which of the (K,3) colours lie on a segment between two of the (C,3) classes."""
+    out = np.zeros(len(colours), dtype=bool)
+    n = len(classes)
+    if n < 2 or not len(colours):
+        return out
+    i, j = np.triu_indices(n, k=1)
+    a, ab = classes[i], classes[j] - classes[i]  # (P,3)
+    length2 = np.maximum((ab * ab).sum(-1), 1e-9)
+    tol = MIXTURE_TOL_ABS + MIXTURE_TOL_REL * np.sqrt(length2)
+    for s in range(0, len(colours), chunk):
+        c = colours[s : s + chunk, None, :] - a[None]  # (k,P,3)
+        t = (c * ab[None]).sum(-1) / length2
+        d = np.linalg.norm(c - t[..., None] * ab[None], axis=-1)
+        out[s : s + chunk] = np.any((t > 0) & (t < 1) & (d <= tol), axis=1)
+    return out
+
+
+def _has_core(mask: np.ndarray, size: int = STRAY_CORE) -> np.ndarray:
+    """(H,W) bool: pixels at the centre of a size x size block that lies wholly in `mask`."""
+    r = size // 2
+    h, w = mask.shape
+    if h < size or w < size:
+        return np.zeros_like(mask)
+    rows = np.ones((h - 2 * r, w), dtype=bool)
+    for d in range(size):
+        rows &= mask[d : h - 2 * r + d]
+    core = np.ones((h - 2 * r, w - 2 * r), dtype=bool)
+    for d in range(size):
+        core &= rows[:, d : w - 2 * r + d]
+    out = np.zeros_like(mask)
+    out[r : h - r, r : w - r] = core
+    return out
+
+
+def _thin_and_small(mask: np.ndarray) -> bool:
+    """True when `mask` covers at most STRAY_MAX_FRACTION of the map and has no thick part."""
+    return mask.sum() <= STRAY_MAX_FRACTION * mask.size and not _has_core(mask).any()
+
+
 def _candidates(stats: _ColourStats, min_count: int) -> np.ndarray:
     """Indices of the colours with at least min_count clustered pixels, by decreasing
     clustered count, then total count, then colour value (deterministic)."""
@@ -343,8 +401,8 @@ def _nearest(colours: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _fill_holes(index: np.ndarray, holes: np.ndarray, num_classes: int) -> None:
     """Give each hole pixel (index == -1 where holes) the most common class among its
-    labelled 8-neighbours, growing inwards; in place.  Holes are few and small
-    (non-dominant transparent pixels), so this works on their coordinates only."""
+    labelled 8-neighbours, growing inwards; in place.  Holes are few and thin
+    (stray pixels), so this works on their coordinates only."""
     h, w = index.shape
     ys, xs = np.nonzero(holes)
     offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
@@ -364,26 +422,69 @@ def _fill_holes(index: np.ndarray, holes: np.ndarray, num_classes: int) -> None:
         ys, xs = ys[~done], xs[~done]
 
 
-def _snap(stats: _ColourStats, palette: Palette, transparent_dominant: bool, what: str) -> np.ndarray:
-    """Class-index map: nearest class colour; transparent -> unlabelled or neighbours."""
+def _snap(stats: _ColourStats, palette: Palette, what: str, warn: bool = True) -> np.ndarray:
+    """Class-index map: each pixel's nearest class colour; transparent pixels are the
+    unlabelled class; stray pixels (module docstring) take their neighbours' class,
+    with a warning, or are a LabelError when they form a region that is meant."""
     is_transparent = stats.uniques == _TRANSPARENT
     lut = np.full(stats.uniques.size, -1, dtype=np.int64)
+    stray = np.zeros(stats.uniques.size, dtype=bool)
     if palette.colors:
         classes = np.asarray(palette.colors, dtype=np.float64)
-        lut[~is_transparent], _ = _nearest(stats.rgb[~is_transparent], classes)
-    n_transparent = int(stats.count[is_transparent].sum())
-    if n_transparent and palette.unlabelled:
+        visible = np.flatnonzero(~is_transparent)
+        nearest, dist = _nearest(stats.rgb[visible], classes)
+        lut[visible] = nearest
+        far = dist > SHADE_TOLERANCE
+        far[far] = ~_mixtures(stats.rgb[visible[far]], classes)
+        stray[visible[far]] = True
+    if palette.unlabelled:
         lut[is_transparent] = len(palette.colors)
-    elif n_transparent and transparent_dominant:
-        raise LabelError(
-            f"{what} has {n_transparent:,} fully transparent px, but the source label map has no "
+    else:
+        stray |= is_transparent
+    index = lut[stats.inverse]
+    if stray.any():
+        pixels = stray[stats.inverse]
+        if not _thin_and_small(pixels):
+            raise LabelError(_stray_region_message(stats, stray, pixels, palette, what))
+        index[pixels] = -1
+        _fill_holes(index, pixels, palette.num_classes)
+        # A handful of pixels (3-class junctions, a brush's stray dab) is not worth a word.
+        level = logging.WARNING if warn and pixels.sum() >= _min_count(pixels.size) else logging.DEBUG
+        log.log(level, _stray_fill_message(stats, stray, what))
+    return index
+
+
+def _stray_fill_message(stats: _ColourStats, stray: np.ndarray, what: str) -> str:
+    """One line: which colours, how many pixels, and what was done."""
+    order = np.flatnonzero(stray)
+    order = order[np.argsort(-stats.count[order], kind="stable")]
+    names = [("transparent" if stats.uniques[u] == _TRANSPARENT else colour_hex(stats.rgb[u])) for u in order[:3]]
+    total = int(stats.count[order].sum())
+    more = f" and {len(order) - 3} more colours" if len(order) > 3 else ""
+    return (
+        f"{what}: {total:,} px match no class ({', '.join(names)}{more}), in thin or small areas "
+        f"(an unpainted gap or JPEG ringing): they take the class of their neighbours"
+    )
+
+
+def _stray_region_message(stats: _ColourStats, stray: np.ndarray, pixels: np.ndarray, palette: Palette,
+                          what: str) -> str:
+    core = _has_core(pixels)
+    where = core if core.any() else pixels
+    inv = stats.inverse[where]
+    n_transparent = int(np.sum(stats.uniques[inv] == _TRANSPARENT))
+    if n_transparent * 2 >= inv.size:
+        total = int(stats.count[stray & (stats.uniques == _TRANSPARENT)].sum())
+        return (
+            f"{what} has {total:,} fully transparent px, but the source label map has no "
             f"unlabelled (transparent) area; paint them with one of the source classes "
             f"({palette.describe()}), or erase the same kind of area in the source label layer and retrain"
         )
-    index = lut[stats.inverse]
-    if n_transparent and not palette.unlabelled:
-        _fill_holes(index, index < 0, len(palette.colors))
-    return index
+    # The unknown colours of the region that is meant, most frequent first.
+    counts = np.bincount(inv, minlength=stats.uniques.size)
+    bad = [int(u) for u in np.argsort(-counts, kind="stable")[:3] if counts[u] and stats.uniques[u] != _TRANSPARENT
+           and counts[u] * 20 >= counts.max()]
+    return _unknown_colours_message(stats, bad, palette, what)
 
 
 # ------------------------------------------------------------------ public API
@@ -410,8 +511,9 @@ def extract_palette(labels: np.ndarray) -> Palette:
         raise LabelError(
             f"the label map has only one colour ({colour_hex(colours[0])}): paint at least two classes"
         )
+    colours, transparent_dominant = _drop_thin_classes(stats, colours, transparent_dominant)
     draft = Palette(colors=tuple(colours), unlabelled=transparent_dominant)  # type: ignore[arg-type]
-    index = _snap(stats, draft, transparent_dominant, what)
+    index = _snap(stats, draft, what, warn=False)  # decode_labels warns, once
     per_class = np.bincount(index.ravel(), minlength=draft.num_classes)
     # Order colour classes by decreasing snapped pixel count (ties: colour value).
     order = sorted(range(len(colours)), key=lambda i: (-per_class[i], colours[i]))
@@ -425,28 +527,39 @@ def extract_palette(labels: np.ndarray) -> Palette:
     )
 
 
+def _drop_thin_classes(stats: _ColourStats, colours: list[tuple[int, int, int]],
+                       transparent: bool) -> tuple[list[tuple[int, int, int]], bool]:
+    """The dominant colours (and transparency) less those that form only thin, small
+    regions: an erased stroke's gap or a JPEG strip, not a class (module docstring)."""
+    if len(colours) + int(transparent) <= 2:
+        return colours, transparent
+    classes = np.asarray(colours, dtype=np.float64)
+    is_transparent = stats.uniques == _TRANSPARENT
+    nearest = np.full(stats.uniques.size, -1, dtype=np.int64)
+    nearest[~is_transparent], _ = _nearest(stats.rgb[~is_transparent], classes)
+    nearest[is_transparent] = len(colours)
+    index = nearest[stats.inverse]
+    keep = [c for i, c in enumerate(colours) if not _thin_and_small(index == i)]
+    keep_transparent = transparent and not _thin_and_small(index == len(colours))
+    if len(keep) + int(keep_transparent) < 2:  # never drop below two classes
+        return colours, transparent
+    return keep, keep_transparent
+
+
 def decode_labels(labels: np.ndarray, palette: Palette, *, what: str = "target label map") -> np.ndarray:
     """(H,W,3|4) uint8 label map -> (H,W) int64 class indices of `palette`.
 
     Every pixel takes its nearest class colour; transparent pixels are the
-    unlabelled class (or, if the source has none, isolated holes take their
-    neighbours' class).  A dominant colour of this map farther than
-    SHADE_TOLERANCE from every class is a LabelError naming it, so the painter
-    can fix the layer; anti-aliasing between valid classes is not dominant.
+    unlabelled class.  Pixels that match no class (farther than SHADE_TOLERANCE
+    from every class and no anti-aliasing mixture; transparent ones when the
+    source has no unlabelled class) take their neighbours' class, with a logged
+    warning, when they are few and thin (a gap, JPEG ringing); a thicker or larger
+    region of them is a LabelError naming its colour, so the painter can fix the layer.
     """
     if not palette.colors:
         raise LabelError("the source palette has no colour classes; extract it from a painted label map")
     packed = _pack(labels, what)
-    stats = _colour_stats(packed)
-    picked, transparent_dominant = _dominant(packed, stats)
-    classes = np.asarray(palette.colors, dtype=np.float64)
-    rgb = stats.rgb
-    if picked:
-        _, dist = _nearest(rgb[picked], classes)
-        bad = [u for u, d in zip(picked, dist) if d > SHADE_TOLERANCE]
-        if bad:
-            raise LabelError(_unknown_colours_message(stats, bad, palette, what))
-    return _snap(stats, palette, transparent_dominant, what)
+    return _snap(_colour_stats(packed), palette, what)
 
 
 def _unknown_colours_message(stats: _ColourStats, bad: list[int], palette: Palette, what: str) -> str:

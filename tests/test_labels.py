@@ -301,6 +301,109 @@ def test_target_may_use_a_single_class(blob_index: np.ndarray) -> None:
     assert np.all(index == palette.colors.index(ORANGE))
 
 
+# --------------------------------------------------------------- gaps and stray colours (issue 15)
+
+LABELS_LOG = "semantic_analogy.engine.labels"
+
+
+@pytest.fixture
+def big_blob_index(blob_index: np.ndarray) -> np.ndarray:
+    """The blob layout at 256x320: a 1-px line across it is well under 1% of the map."""
+    return np.repeat(np.repeat(blob_index, 2, 0), 2, 1)
+
+
+def stray_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LABELS_LOG and r.levelname == "WARNING"]
+
+
+def test_target_with_unpainted_lines_and_jpeg_ringing_decodes_with_a_warning(
+    big_blob_index: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    colours = [GREEN, ORANGE, (30, 60, 220)]
+    palette = extract_palette(paint(big_blob_index, colours))
+    moved = np.roll(big_blob_index, 12, axis=1)
+    target = rgba(paint(moved, colours))
+    target[128, :, :3] = WHITE  # a 1-px stroke erased down to the white canvas, across every class
+    target[:, 60, 3] = 0  # and one erased to transparency
+    with caplog.at_level("WARNING", logger=LABELS_LOG):
+        index = decode_labels(target, palette)
+    # Every gap pixel takes its neighbours' class; only where the line crosses a class
+    # border, in the border's last pixel or two, may the neighbours' vote go either way.
+    wrong = index != moved
+    border = np.zeros_like(wrong)
+    border[1:-1, 1:-1] = (moved[1:-1, 1:-1] != moved[:-2, 1:-1]) | (moved[1:-1, 1:-1] != moved[2:, 1:-1]) | (
+        moved[1:-1, 1:-1] != moved[1:-1, :-2]) | (moved[1:-1, 1:-1] != moved[1:-1, 2:])
+    border = border | np.roll(border, 1, 0) | np.roll(border, -1, 0)
+    assert wrong.sum() <= 12 and not (wrong & ~border).any()
+    (line,) = stray_warnings(caplog)
+    assert line.startswith("target label map: 575 px match no class (")
+    assert "#ffffff" in line and "transparent" in line and "take the class of their neighbours" in line
+
+
+def test_painted_target_with_a_gap_saved_as_jpeg_decodes_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    palette = extract_palette(read(EXAMPLES / "tree" / "label.png"))
+    target = read(EXAMPLES / "tree" / "cond" / "3.png")[..., :3].copy()
+    clean = decode_labels(target, palette)
+    target[120, :] = WHITE  # an unpainted 1-px gap, then JPEG rings around it and every shape
+    with caplog.at_level("WARNING", logger=LABELS_LOG):
+        index = decode_labels(jpeg(target, 70), palette, what="layer 'edit'")
+    assert (index != clean).mean() < 0.005
+    (line,) = stray_warnings(caplog)
+    assert line.startswith("layer 'edit': ") and "take the class of their neighbours" in line
+
+
+def test_thick_unknown_region_under_one_percent_is_still_an_error(blob_index: np.ndarray) -> None:
+    colours = [GREEN, ORANGE, (30, 60, 220)]
+    palette = extract_palette(paint(blob_index, colours))
+    target = paint(blob_index, colours).copy()
+    target[50:58, 10:18] = (0x66, 0x33, 0x99)  # 64 px (0.3%), but 8 px thick: meant
+    with pytest.raises(LabelError, match=r"colour #663399 \(64 px\) matches no class"):
+        decode_labels(target, palette)
+
+
+def test_many_thin_unknown_strokes_over_one_percent_are_an_error(blob_index: np.ndarray) -> None:
+    colours = [GREEN, ORANGE, (30, 60, 220)]
+    palette = extract_palette(paint(blob_index, colours))
+    target = paint(blob_index, colours).copy()
+    target[::8] = (0x66, 0x33, 0x99)  # 16 one-pixel lines: 12% of the map
+    with pytest.raises(LabelError, match=r"colour #663399 \(2,560 px\) matches no class"):
+        decode_labels(target, palette)
+
+
+def test_a_few_stray_pixels_fill_from_neighbours_without_a_warning(
+    blob_index: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    colours = [GREEN, ORANGE, (30, 60, 220)]
+    palette = extract_palette(paint(blob_index, colours))
+    target = paint(blob_index, colours).copy()
+    target[60, 50:55] = WHITE  # inside the ellipse: nearest colour would say GREEN or ORANGE, the neighbours say 1
+    with caplog.at_level("WARNING", logger=LABELS_LOG):
+        index = decode_labels(target, palette)
+    np.testing.assert_array_equal(index, blob_index)
+    assert stray_warnings(caplog) == []
+
+
+def test_source_with_an_unpainted_gap_has_no_gap_class(big_blob_index: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:
+    colours = [GREEN, ORANGE, (30, 60, 220)]
+    source = rgba(paint(big_blob_index, colours))
+    source[:, 140, :3] = WHITE  # a 1-px white gap through the background and the ellipse
+    source[180, :, 3] = 0  # and a transparent one
+    palette = extract_palette(source)
+    assert set(palette.colors) == set(colours) and not palette.unlabelled
+    with caplog.at_level("WARNING", logger=LABELS_LOG):
+        index = decode_labels(source, palette, what="source label map")
+    np.testing.assert_array_equal(np.asarray(palette.colors)[index], np.asarray(colours)[big_blob_index])
+    (line,) = stray_warnings(caplog)
+    assert line.startswith("source label map: 575 px match no class")
+
+
+def test_source_thin_strokes_that_cover_the_map_stay_a_class() -> None:
+    rgb = np.full((128, 128, 3), WHITE, np.uint8)
+    rgb[::6] = BLACK  # a ruled sheet: thin, but 17% of the map
+    palette = extract_palette(rgb)
+    assert set(palette.colors) == {WHITE, BLACK}
+
+
 # --------------------------------------------------------------- transparency
 
 
