@@ -14,6 +14,17 @@
   blurry synthesis scores below 1 and a flat fill near 0, which the two measures above
   cannot tell (a flat patch of a class's mean colour is close to the source's smoothest
   patches, and a per-pixel classifier recognises a class's mean colour best of all);
+- ghost score: inside the region whose class changed (eroded by GHOST_ERODE px), the
+  correlation of the output's high-passed luminance with the source's at the same pixels.
+  A re-synthesis made of other places' texture scores about 0; a faint, washed-out copy of
+  what was there (an old outline in a sky) clearly above. None of the other measures sees
+  it: the ghost is made of the right class's patches, at a low contrast;
+- outline contrast: local contrast of the output along the outlines that the edit took
+  away (an object's old edge, up to OUTLINE_BAND px either side) over the output's own
+  in the same class a little farther out: 1 where the old outline has left no trace, above
+  1 where a faint edge or halo of the removed object is still there (the source unchanged
+  scores far above). The ghost score cannot see that trace where it lies just outside the
+  edited region, in pixels that kept their class and their halo of the old object;
 - PSNR outside the edited region (the untouched photo must stay untouched; 100 dB = identical);
 - reconstruction PSNR, when P' == P.
 Patch distance and alignment are measured over the whole image and over the edited
@@ -39,6 +50,11 @@ MAX_QUERIES = 4096
 TYPICAL_REFERENCE = 2048  # source pixels per class that output pixels are compared with
 TYPICAL_QUANTILE = 0.99  # of the source's own distances: beyond it a pixel is unrecognised
 UNRECOGNISED = -1
+GHOST_ERODE = 2  # px at the analysis size: the margin the patch methods blend across is left out
+GHOST_SIGMA = 2.0  # px: the high-pass keeps structure finer than a Gaussian of this width
+OUTLINE_BAND = 8  # px at the analysis size either side of a vanished outline (~3%: an object's halo)
+OUTLINE_CLEAR = 3  # px kept clear of the target's own class borders, whose edges are meant
+OUTLINE_SIGMA = 4.0  # px: a removed object's trace is a broad band (a halo, a pale silhouette's rim)
 PSNR_IDENTICAL = 100.0  # dB reported for identical pixels
 
 
@@ -117,6 +133,89 @@ def texture_contrast(source: np.ndarray, src_index: np.ndarray, output: np.ndarr
         sel = region & (tgt_index == c)
         ratios.append(float(local_contrast(output, tgt_index == c)[sel].mean()) / ref)
         weights.append(int(sel.sum()))
+    return float(np.average(ratios, weights=weights)) if ratios else None
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) blurred separably with a Gaussian, reflecting at the borders."""
+    r = max(1, math.ceil(3 * sigma))
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma * sigma))
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[1]
+    pad_y, pad_x = min(r, x.shape[2] - 1), min(r, x.shape[3] - 1)
+    x = F.pad(x, (pad_x, pad_x, 0, 0), mode="reflect") if pad_x else x
+    x = F.conv2d(x, k[r - pad_x : r + pad_x + 1].view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = F.pad(x, (0, 0, pad_y, pad_y), mode="reflect") if pad_y else x
+    return F.conv2d(x, k[r - pad_y : r + pad_y + 1].view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def high_pass(image: np.ndarray, sigma: float = GHOST_SIGMA) -> np.ndarray:
+    """(H, W) float: luminance (Rec. 601, 0..1) minus its Gaussian blur."""
+    t = torch.from_numpy(np.ascontiguousarray(image[..., :3])).float().div_(255)
+    lum = (t @ torch.tensor([0.299, 0.587, 0.114]))[None, None]
+    return (lum - _gaussian_blur(lum, sigma))[0, 0].numpy()
+
+
+def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """(H, W) bool: `mask` and every pixel within `pixels` of it (chessboard distance)."""
+    if pixels <= 0:
+        return mask.copy()
+    m = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
+    return F.max_pool2d(m, 2 * pixels + 1, 1, pixels)[0, 0].numpy() > 0
+
+
+def erode(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """(H, W) bool: the pixels of `mask` whose whole (2p+1)^2 neighbourhood (within the image) is in it."""
+    return ~_grow(~mask, pixels)
+
+
+def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, erode_px: int = GHOST_ERODE) -> float | None:
+    """Correlation of the output's high-passed luminance with the source's inside `changed`
+    (eroded by `erode_px`): about 0 for a clean re-synthesis, higher for a faint copy of
+    the old content. None where the eroded region is empty; 0 where either side is flat."""
+    region = erode(changed, erode_px)
+    if region.sum() < 16:
+        return None
+    a, b = high_pass(source)[region].astype(np.float64), high_pass(output)[region].astype(np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return 0.0 if denom < 1e-12 else float((a * b).sum()) / denom
+
+
+def _borders(index: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels with a 4-neighbour of another class."""
+    b = np.zeros(index.shape, dtype=bool)
+    v, h = index[1:] != index[:-1], index[:, 1:] != index[:, :-1]
+    b[1:] |= v
+    b[:-1] |= v
+    b[:, 1:] |= h
+    b[:, :-1] |= h
+    return b
+
+
+def outline_contrast(output: np.ndarray, src_index: np.ndarray, tgt_index: np.ndarray,
+                     band: int = OUTLINE_BAND) -> float | None:
+    """High-pass energy of the output within `band` px of the outlines the edit removed, over
+    its energy `band`..3x`band` px from them, per class of the target (weighted by pixels);
+    about 1 when no trace of the old outline is left. None when no outline was removed or
+    no class has pixels on both sides."""
+    gone = _borders(src_index) & ~_borders(tgt_index)
+    if not gone.any():
+        return None
+    clear = ~_grow(_borders(tgt_index), OUTLINE_CLEAR)
+    near_all = _grow(gone, band)
+    near, far = near_all & clear, _grow(gone, 3 * band) & ~near_all & clear
+    energy = np.abs(high_pass(output, OUTLINE_SIGMA))
+    ratios, weights = [], []
+    for c in np.unique(tgt_index[near]):
+        n, f = near & (tgt_index == c), far & (tgt_index == c)
+        if n.sum() < 16 or f.sum() < 16:
+            continue
+        ref = float(energy[f].mean())
+        if ref < 1e-3:  # a flat class (a fill, a clipped sky): no texture to compare with
+            continue
+        ratios.append(float(energy[n].mean()) / ref)
+        weights.append(int(n.sum()))
     return float(np.average(ratios, weights=weights)) if ratios else None
 
 
@@ -236,6 +335,8 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
             "all": rounded(texture_contrast(src_img, src_idx, out_img, tgt_idx, everywhere)),
             "edited": rounded(texture_contrast(src_img, src_idx, out_img, tgt_idx, edited)),
         },
+        "ghost_score": rounded(ghost_score(src_img, out_img, edited)),
+        "outline_contrast": rounded(outline_contrast(out_img, src_idx, tgt_idx)),
         "psnr_outside": rounded(psnr(source.image, output, ~edited_full)),
         "reconstruction_psnr": None if edited_full.any() else rounded(psnr(source.image, output)),
     }
