@@ -68,6 +68,7 @@ class PatchSettings:
     fine_iterations: int = 2  # at finer levels
     fine_steps: tuple[int, ...] = (4, 2, 1)  # propagation distances at finer levels
     fine_radius: int = 4  # random-search window at finer levels (pixels)
+    fine_draws: bool = False  # also offer fresh random matches of the class at finer levels
     coherence: float = 0.3  # cost discount for matches continuing a neighbour's (see patchmatch)
     fill_weight: float = 0.5  # weight of the smooth colour sketch (vs estimate_weight) that starts `patch` mode
     search_pixels: int = 2_000_000  # finer levels with more pixels inherit their matches without searching
@@ -75,6 +76,9 @@ class PatchSettings:
     # At levels finer than the guide its weight is scaled by (guide size / level size) ** this: an
     # upscaled guide holds no detail beyond its own resolution, the source patches do.
     guide_falloff: float = 2.0
+    # In regions that only continue a class around them the guide gives way to the class
+    # colour sketch (see guide_for_fills): a GAN's output there holds ghosts of what was removed.
+    guide_fills: bool = True
 
     def check(self, patch_size: int) -> None:
         if patch_size < 3 or patch_size % 2 == 0:
@@ -266,17 +270,135 @@ def push_pull(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return torch.where(w > 0, values, up)
 
 
-def class_fill(image: torch.Tensor, source_labels: torch.Tensor, target_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+def class_trend(image: torch.Tensor, labels: torch.Tensor, c: int) -> torch.Tensor:
+    """(h, w, 3): a smooth colour ramp over the image fitted to class `c`'s source pixels.
+
+    A sky lightens towards the horizon and a field darkens with distance: a class's
+    colour follows the place more than its neighbours do. Fitted by least squares on
+    the pixels of the class, evaluated everywhere (extrapolated where the class is absent).
+    """
+    h, w = labels.shape
+    dev = image.device
+    yy = torch.linspace(-1, 1, h, device=dev)[:, None].expand(h, w)
+    xx = torch.linspace(-1, 1, w, device=dev)[None, :].expand(h, w)
+    # Quadratic in y, linear in x: photos' smooth gradients run mostly with height (sky to
+    # horizon, near to far ground); a curve across x extrapolates wildly past a class's edge.
+    basis = torch.stack([torch.ones_like(xx), yy, yy * yy], -1)  # (h, w, 3)
+    sel = labels == c
+    a, b = basis[sel].double(), image[sel].double()
+    # A small ridge keeps the fit tame for a class of a few pixels or along a line.
+    coef = torch.linalg.solve(a.T @ a + 1e-3 * a.shape[0] * torch.eye(a.shape[1], dtype=a.dtype, device=dev), a.T @ b)
+    return (basis.double() @ coef).float()
+
+
+def class_fill(image: torch.Tensor, source_labels: torch.Tensor, target_labels: torch.Tensor, num_classes: int,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
     """A smooth (h, w, 3) colour sketch of the target layout: the source where the class is
-    unchanged, elsewhere the source's colours of the target class pulled in smoothly from
-    where that class is (push-pull). Meant for the coarsest level only."""
+    unchanged, elsewhere the class's colour ramp (`class_trend`) plus the difference of the
+    class's nearby source pixels to that ramp pulled in smoothly (push-pull). Meant for the
+    coarsest level only. With `mask` (the pixels to synthesise), every masked pixel is
+    filled and only unmasked pixels serve as known colours: the masked rim of a removed
+    object holds its halo, which would tint the whole fill.
+
+    Push-pull alone fills a hole with the average of its rim: where a tree was removed
+    from a sky whose rim is mostly above it, the whole hole took the upper sky's deeper
+    blue down to the horizon (a bluish block); the ramp carries the gradient across.
+    """
     out = image.float().clone()
     changed = source_labels != target_labels
+    if mask is not None:
+        changed = changed | mask
     for c in torch.unique(target_labels[changed]).tolist():
-        fill = push_pull(image.float().permute(2, 0, 1), source_labels == c).permute(1, 2, 0)
+        known = source_labels == c
+        if mask is not None and bool((known & ~mask).any()):
+            known = known & ~mask
+        trend = class_trend(image.float(), known.to(source_labels.dtype), 1)
+        rest = push_pull((image.float() - trend).permute(2, 0, 1), known).permute(1, 2, 0)
         where = changed & (target_labels == c)
-        out[where] = fill[where]
+        out[where] = (trend + rest)[where].clamp(0, 255)
     return out
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(h, w, C) float blurred with a separable Gaussian (replicated borders)."""
+    r = max(1, math.ceil(2.5 * sigma))
+    k = torch.exp(-(torch.arange(-r, r + 1, device=x.device, dtype=torch.float32) ** 2) / (2 * sigma * sigma))
+    k = k / k.sum()
+    c = x.shape[-1]
+    t = x.permute(2, 0, 1)[None]
+    t = F.conv2d(F.pad(t, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    t = F.conv2d(F.pad(t, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return t[0].permute(1, 2, 0)
+
+
+def _components(member: torch.Tensor, max_iterations: int = 4096) -> torch.Tensor:
+    """(h, w) int64 ids of the 8-connected components of `member` (-1 outside), by propagating
+    the largest flat index through each component (maps here are at most a few hundred px)."""
+    h, w = member.shape
+    ids = torch.where(member, torch.arange(h * w, device=member.device).view(h, w), -1).double()
+    for _ in range(max_iterations):
+        grown = F.max_pool2d(ids[None, None], 3, 1, 1)[0, 0]
+        grown = torch.where(member, grown, -1.0)
+        if torch.equal(grown, ids):
+            break
+        ids = grown
+    return ids.long()
+
+
+def fill_regions(source_labels: torch.Tensor, target_labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(h, w) bool: the pixels to synthesise that continue a class already there around them.
+
+    A connected region of one target class among the pixels to synthesise is a *fill*
+    when most of its rim that is kept (not synthesised itself) is that same class: the
+    sky that takes over a removed tree, the grass where a zebra stood. It has no new
+    structure to lay out; the rest (an object moved to a new place or grown, kept pixels
+    of another class around most of it) is where a guide's layout helps.
+    """
+    changed = source_labels != target_labels
+    todo = changed if mask is None else (changed | mask)
+    out = torch.zeros_like(todo)
+    for c in torch.unique(target_labels[todo]).tolist():
+        member = todo & (target_labels == c)
+        ids = _components(member)
+        # Rim: outside pixels next to a component; each counts for the component it touches.
+        touch = F.max_pool2d(ids.double()[None, None], 3, 1, 1)[0, 0].long()
+        rim = ~todo & (touch >= 0)
+        if not bool(rim.any()):
+            continue
+        same = (target_labels == c) & ~todo
+        n = member.numel()
+        total = torch.bincount(touch[rim], minlength=n)
+        alike = torch.bincount(touch[rim & same], minlength=n)
+        # Only a region where the class changed: pixels that keep their class (a mask given
+        # for retouching) follow the guide as asked.
+        has_change = torch.bincount(ids[member & changed], minlength=n) > 0
+        is_fill = (alike * 2 > total) & has_change
+        out |= member & is_fill[ids.clamp(min=0)]
+    return out
+
+
+def guide_for_fills(guide: torch.Tensor, full: "_Level", num_classes: int, work_side: int = 128) -> torch.Tensor:
+    """The guide as (h, w, 4): its colours and a weight (alpha) that is 0 in `fill_regions`.
+
+    A single-image GAN turns the photo into the target through features of the photo at
+    the same place: where an object was removed its output keeps a pale, sharp-edged
+    silhouette of it (a light tree in the sky), and patch synthesis, matching the guide's
+    colours, copies it. In a fill region the labels say all there is to say: there the
+    synthesis is that of `patch` (the class colour sketch, then its own estimate), and the
+    guide counts everywhere else, blended across a pixel or two.
+    """
+    gh, gw = guide.shape[:2]
+    scale = min(1.0, work_side / max(gh, gw))
+    size = (max(1, round(gh * scale)), max(1, round(gw * scale)))
+    sl = _downsample_labels(full.src_lab, size, num_classes)
+    tl = _downsample_labels(full.tgt_lab, size, num_classes)
+    mask = None
+    if full.mask is not None:
+        mask = F.interpolate(full.mask.float()[None, None], size=size, mode="area")[0, 0] > 0
+    fills = fill_regions(sl, tl, mask)
+    weight = 1 - _blur(fills.float()[..., None], 1.0).clamp(0, 1)
+    weight = F.interpolate(weight.permute(2, 0, 1)[None], size=(gh, gw), mode="bilinear", align_corners=False)[0]
+    return torch.cat([guide[..., :3].float(), weight.permute(1, 2, 0)], -1)
 
 
 # --------------------------------------------------------------------------- features
@@ -448,6 +570,8 @@ def synthesize(
     sizes = level_sizes(shape[0], shape[1], settings.coarsest, settings.ratio, patch_size)
     levels = _build_pyramid(src_np, src_lab_np, tgt_lab_np, mask, sizes, num_classes, dev)
     guide_t = torch.tensor(guide_np, device=dev) if guide_np is not None else None
+    if guide_t is not None and settings.guide_fills:
+        guide_t = guide_for_fills(guide_t, levels[-1], num_classes)
 
     k, r = patch_size, patch_size // 2
     start = time.perf_counter()
@@ -568,12 +692,14 @@ def _synthesize_level(
     same = src_lab_flat[ident] == tl_free
     passes = st.coarse_passes if li == 0 else st.fine_passes
     delta = torch.zeros(bh, bw, 3, device=dev)
-    filled = li == 0 and guide is None and st.fill_weight > 0
+    # A guide with an alpha channel (guide_for_fills) gives way to the estimate where alpha < 1.
+    partial = guide is not None and guide.shape[-1] == 4
+    filled = li == 0 and (guide is None or partial) and st.fill_weight > 0
     if filled:
         # Without a guide the first search would see labels only: start from a smooth
         # colour sketch instead (each class's nearby source colours), so that large
         # flat regions such as a sky gradient continue where a class moved in.
-        fill = class_fill(lv.src_img, lv.src_lab, lv.tgt_lab, num_classes)
+        fill = class_fill(lv.src_img, lv.src_lab, lv.tgt_lab, num_classes, lv.mask)
         delta.view(-1, 3)[free] = fill[y0:y1, x0:x1].reshape(-1, 3)[free] - full_src[ident].float()
     cost = float("nan")
     for p in range(passes):
@@ -583,17 +709,23 @@ def _synthesize_level(
         src_colour, est_colour = _colour_sources(lv, levels[li - 1] if li else None, prev, delta, box, blurred)
         we = st.estimate_weight if (li > 0 or p > 0 or filled) else 0.0
         if filled and p == 0:
-            we *= st.fill_weight
+            # Without a guide the sketch starts at a reduced weight; with a partial guide it
+            # only stands in where the guide gives way (its weight passes to the estimate).
+            we = 0.0 if partial else we * st.fill_weight
         wg = 0.0
         if guide is not None:
             wg = st.guide_weight * min(1.0, max(guide.shape[:2]) / max(h, w)) ** st.guide_falloff
 
         def tgt_colour(rows, cols, est_colour=est_colour, we=we, wg=wg):
             # A lone part is returned untouched: bit-equal to the source side when the layout is unchanged.
-            est = est_colour(rows, cols) if we else None
+            est = est_colour(rows, cols) if (we or (wg and partial)) else None
             g = resample(guide, guide.shape[:2], (0, 0), rows, cols, lv.size) if wg else None
             if est is None or g is None:
                 return est if g is None else g
+            if partial:
+                # The guide's share, wg * alpha; the rest of its weight goes to the estimate.
+                g, alpha = g[..., :3], g[..., 3:].clamp(0, 1)
+                return est + (g - est) * (wg * alpha / (we + wg))
             return (est * we + g * wg) / (we + wg)
 
         cw = we + wg
@@ -622,7 +754,8 @@ def _synthesize_level(
             top = int(math.log2(max(bh, bw) / 4)) if max(bh, bw) >= 8 else 0
             steps, iters, radius, draws = [2**i for i in range(top, -1, -1)], st.coarse_iterations, max(h, w), index
         else:
-            steps, iters, radius, draws = list(st.fine_steps), st.fine_iterations, st.fine_radius, None
+            steps, iters, radius = list(st.fine_steps), st.fine_iterations, st.fine_radius
+            draws = index if st.fine_draws else None
         g, cst = patchmatch(
             search, grid.view(bh, bw), free, iterations=iters, steps=steps, radius=radius,
             generator=gen, index=draws, coherence=st.coherence, should_stop=stop,

@@ -80,7 +80,7 @@ def measure(case: dict) -> dict:
     from PIL import Image
 
     from semantic_analogy.engine.patch_synthesis import synthesize
-    from semantic_analogy.engine.synthesis import grow, synthesis_margin
+    from semantic_analogy.engine.synthesis import synthesis_mask
 
     if case["threads"]:
         torch.set_num_threads(case["threads"])
@@ -91,8 +91,8 @@ def measure(case: dict) -> dict:
     else:
         size = tuple(case["full"])
     image, src, tgt = load_example(name, target, size)
-    # As the product runs it: the edited region and its margin (engine/synthesis.py).
-    mask = grow(src != tgt, synthesis_margin(src.shape)) if case["masked"] else None
+    # As the product runs it: the edited region, its margin and halos (engine/synthesis.py).
+    mask = synthesis_mask(src, tgt) if case["masked"] else None
     guide = None
     if case.get("guide"):
         # Stand-in for the GAN's working-size output: the working-size patch result.

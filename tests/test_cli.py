@@ -78,12 +78,13 @@ def test_patch_method_needs_no_training_and_keeps_unedited_pixels(files, tmp_pat
     run("run", img, lab, tgt, "--out", tmp_path / "p.png", "--method", "patch")
     assert not (tmp_path / "cache").exists()  # nothing was trained or cached
     from semantic_analogy.engine.labels import decode_labels, extract_palette
-    from semantic_analogy.engine.synthesis import grow, synthesis_margin
+    from semantic_analogy.engine.synthesis import synthesis_mask
 
     labels = np.asarray(Image.open(lab).convert("RGBA"))
     palette = extract_palette(labels)
     edited = decode_labels(labels, palette) != decode_labels(np.asarray(Image.open(tgt).convert("RGBA")), palette)
-    kept = ~grow(edited, synthesis_margin(edited.shape))  # the edit and its margin are re-synthesised
+    # The edit, its margin and the removed shapes' halos are re-synthesised.
+    kept = ~synthesis_mask(decode_labels(labels, palette), decode_labels(np.asarray(Image.open(tgt).convert("RGBA")), palette))
     source, result = np.asarray(Image.open(img).convert("RGB")), np.asarray(Image.open(tmp_path / "p.png"))
     assert kept.mean() > 0.3  # (a 64 px image: the 3 px margin is large here)
     assert np.array_equal(result[kept], source[kept]) and not np.array_equal(result, source)

@@ -183,8 +183,9 @@ def test_method_patch_trains_nothing_and_caches_no_model(client):
     assert {m["key"] for m in client.list_models()} == models_before
     out = np.frombuffer(result.images[0].data, np.uint8).reshape(H, W, 4)
     src = np.frombuffer(image.data, np.uint8).reshape(H, W, 4)
-    # Unedited beyond the 3 px margin (engine/synthesis.py): the source's pixels exactly.
-    assert np.array_equal(out[:, :17], src[:, :17]) and np.array_equal(out[:, 43:], src[:, 43:]), "unedited: exact"
+    # Unedited beyond the 3 px margin, and on the red side beyond the 4 px halo band along
+    # the red-blue border that moved away (engine/synthesis.py): the source's pixels exactly.
+    assert np.array_equal(out[:, :16], src[:, :16]) and np.array_equal(out[:, 43:], src[:, 43:]), "unedited: exact"
     # The edited strip and box, now of the red class, are made of the red class's patches.
     for region in (out[:, 22:28], out[9:13, 35:39]):
         assert (region[..., 0] >= 0xA0).all() and (region[..., 2] <= 0x60).all()
@@ -209,11 +210,12 @@ def test_a_cached_model_serves_every_method_and_gan_plus_patch_previews_the_gan(
     assert again[-1].data["cached"] is True and not any(e.instant for e in again)
     assert again[-1].images == gan_events[-1].images
     # Both keep the source's pixels where the label did not change (left of column 20, right
-    # of 30 but the box): gan all of them, gan+patch those beyond its 3 px margin.
+    # of 30 but the box): gan all of them, gan+patch those beyond its 3 px margin (4 px on
+    # the red side, whose border with blue moved away: the halo band, engine/synthesis.py).
     src = np.frombuffer(image.data, np.uint8).reshape(H, W, 4)
-    for im, margin in ((gan_events[-1].images[0], 0), (result.images[0], 3)):
+    for im, margin, halo in ((gan_events[-1].images[0], 0, 0), (result.images[0], 3, 4)):
         unedited = np.ones((H, W), bool)
-        unedited[:, 20 - margin : 30 + margin] = False
+        unedited[:, 20 - max(margin, halo) : 30 + margin] = False
         unedited[max(0, 8 - margin) : 14 + margin, 34 - margin : 40 + margin] = False
         out = np.frombuffer(im.data, np.uint8).reshape(H, W, 4)
         assert np.array_equal(out[unedited], src[unedited])

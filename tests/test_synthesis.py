@@ -6,7 +6,7 @@ import numpy as np
 
 from engine_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
 from semantic_analogy.engine.source import Source
-from semantic_analogy.engine.synthesis import grow, patch_result, synthesis_margin
+from semantic_analogy.engine.synthesis import grow, halo_width, patch_result, synthesis_margin, synthesis_mask
 
 GREEN, RED = (40, 170, 60), (200, 40, 40)
 
@@ -59,9 +59,9 @@ def test_gan_plus_patch_margin_removes_the_outline_of_a_moved_object_and_keeps_t
     def reddish(img):
         return (img[ring][:, 0].astype(int) - img[ring][:, 1].astype(int)) > 60
 
-    without = patch_result(source, target, guide=guide, margin=0, seed=1)
+    without = patch_result(source, target, guide=guide, margin=0, halo=0, seed=1)
     assert reddish(without).mean() > 0.9, "without a margin the photo's outline survives"
     out = patch_result(source, target, guide=guide, margin=margin, seed=1)
     assert reddish(out).mean() < 0.02, "the margin re-synthesises the outline as the class it is labelled"
-    kept = ~grow(source.index != target, margin)
+    kept = ~synthesis_mask(source.index, target, margin)
     np.testing.assert_array_equal(out[kept], photo[kept])

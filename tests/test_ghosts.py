@@ -1,0 +1,155 @@
+"""Removals without ghosts (issue 15): the ghost and outline measures, and the synthesis that passes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
+from semantic_analogy.engine.metrics import evaluate, ghost_score, outline_contrast
+from semantic_analogy.engine.patch_synthesis import PatchSettings, class_fill, fill_regions, synthesize
+from semantic_analogy.engine.source import Source
+from semantic_analogy.engine.synthesis import halo_width, patch_analogy, synthesis_mask
+
+SKY, TREE = (60, 120, 220), (40, 110, 40)
+
+
+def sky(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A sky: lighter towards the bottom, with fine noise (its texture)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 1, h)[:, None, None] * np.array([110, 90, 30])
+    img = np.array(SKY) + ramp + rng.normal(0, 6, (h, w, 3))
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def tree_scene(h: int = 96, w: int = 128):
+    """A textured 'tree' disc in a sky, with the glare halo photos have around an object
+    (the sky lighter for a few pixels past the painted outline); the target removes it."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:h, :w]
+    r = np.sqrt((yy - 48) ** 2 + (xx - 60) ** 2)
+    img = sky(h, w).astype(float)
+    img += (np.clip(1 - (r - 24) / 6, 0, 1) * 45)[..., None] * (r >= 24)[..., None]  # the halo
+    leaves = np.array(TREE) + rng.normal(0, 30, (h, w, 3))
+    img = np.where((r < 24)[..., None], leaves, img).clip(0, 255).astype(np.uint8)
+    labels = np.where((r < 24)[..., None], (0, 250, 0), (0, 250, 250)).astype(np.uint8)
+    target = np.full_like(labels, (0, 250, 250))
+    target[:8] = labels[:8]  # a second class must remain somewhere: keep the label map two-class
+    target[:8, :8] = (0, 250, 0)
+    labels[:8, :8] = (0, 250, 0)
+    img[:8, :8] = leaves[:8, :8].clip(0, 255).astype(np.uint8)
+    return img, labels, target, r < 24
+
+
+# --------------------------------------------------------------- the measures
+
+
+def test_ghost_score_is_near_zero_for_a_clean_fill_and_high_for_a_faint_copy():
+    img, labels, target, disc = tree_scene()
+    clean = img.copy()
+    clean[disc] = sky(96, 128, seed=7)[disc]  # the region made of sky alone, other noise
+    ghosted = clean.copy()
+    ghosted[disc] = (0.8 * clean[disc] + 0.2 * img[disc]).astype(np.uint8)  # a washed-out copy of the tree
+    assert abs(ghost_score(img, clean, disc)) < 0.05
+    assert ghost_score(img, ghosted, disc) > 0.3
+    assert ghost_score(img, img, disc) == pytest.approx(1.0)
+    assert ghost_score(img, np.full_like(img, 120), disc) == 0.0  # a flat image copies nothing
+    assert ghost_score(img, img, np.zeros_like(disc)) is None
+
+
+def test_outline_contrast_sees_the_halo_that_an_exactly_kept_margin_leaves():
+    img, labels, target, disc = tree_scene()
+    src_idx = (labels[..., 1] == 250) & (labels[..., 2] == 0)
+    tgt_idx = (target[..., 1] == 250) & (target[..., 2] == 0)
+    clean = sky(96, 128, seed=7)
+    clean[:8] = img[:8]
+    haloed = clean.copy()
+    keep = ~disc  # the old outline's halo kept exactly, the disc itself filled cleanly
+    haloed[keep] = img[keep]
+    c, hal = outline_contrast(clean, src_idx, tgt_idx), outline_contrast(haloed, src_idx, tgt_idx)
+    assert 0.8 < c < 1.2
+    assert hal > 1.3 * c
+    assert outline_contrast(img, src_idx, src_idx) is None  # nothing removed
+
+
+# --------------------------------------------------------------- synthesis
+
+
+def test_a_removal_by_patch_synthesis_leaves_no_ghost_and_no_outline():
+    img, labels, target, disc = tree_scene()
+    out = patch_analogy(img, labels, target, seed=0)
+    m = evaluate(img, labels, target, out)
+    assert abs(m["ghost_score"]) < 0.05
+    assert m["outline_contrast"] < 1.2
+    assert 0.6 < m["texture_contrast"]["edited"] < 1.4
+    # Without the halo band the outline stays where the kept pixels meet the fill.
+    source = Source.prepare(img, labels, size=128)
+    tgt = source.decode_target(target)
+    kept_halo = synthesize(img, source.index, tgt, mask=synthesis_mask(source.index, tgt, halo=0), seed=0)
+    assert evaluate(img, labels, target, kept_halo)["outline_contrast"] > m["outline_contrast"] + 0.2
+
+
+def test_the_synthesis_mask_reaches_past_a_removed_object_only():
+    img, labels, target, disc = tree_scene()
+    source = Source.prepare(img, labels, size=128)
+    tgt = source.decode_target(target)
+    mask = synthesis_mask(source.index, tgt)
+    yy, xx = np.mgrid[:96, :128]
+    r = np.sqrt((yy - 48) ** 2 + (xx - 60) ** 2)
+    reach = halo_width((96, 128))
+    assert reach == 5
+    assert mask[r < 24 + reach - 1].all()  # the disc, and its halo band (chessboard: at least this far)
+    assert not mask[r > 24 + 1.5 * reach].any()
+    # A class that only grows into a neighbour of its own source class needs no band.
+    grown = labels.copy()
+    grown[8:10, 40:60] = (0, 250, 0)  # the tree class painted into the sky near the top
+    src2 = source.decode_target(grown)
+    only = synthesis_mask(source.index, src2, margin=0)
+    np.testing.assert_array_equal(only, source.index != src2)
+
+
+def test_a_guide_with_a_ghost_of_the_removed_object_is_not_followed_in_the_fill():
+    # The stand-in GAN output: sky where the disc was, but a pale silhouette of it (what a
+    # single-image GAN leaves behind), and the photo elsewhere.
+    img, labels, target, disc = tree_scene()
+    source = Source.prepare(img, labels, size=128)
+    tgt = source.decode_target(target)
+    guide = img.copy()
+    guide[disc] = np.clip(sky(96, 128, seed=3)[disc].astype(int) + 70, 0, 255)
+    mask = synthesis_mask(source.index, tgt)
+    follows = synthesize(img, source.index, tgt, guide=guide, mask=mask, seed=0,
+                         settings=PatchSettings(guide_fills=False))
+    fills = synthesize(img, source.index, tgt, guide=guide, mask=mask, seed=0)
+    pale = lambda out: float(out[disc].astype(float).mean() - img[~disc & (np.abs(np.mgrid[:96, :128][0] - 48) < 24)].astype(float).mean())
+    assert pale(follows) > pale(fills) + 15  # following the guide paints the pale silhouette in
+    m = evaluate(img, labels, target, fills)
+    assert abs(m["ghost_score"]) < 0.05 and m["outline_contrast"] < 1.2
+
+
+def test_fill_regions_are_where_a_class_closes_over_a_removed_object():
+    src = torch.zeros(40, 60, dtype=torch.long)
+    src[10:20, 5:15] = 1  # an object on the left
+    tgt = torch.zeros_like(src)
+    tgt[10:20, 40:50] = 1  # moved to the right
+    fills = fill_regions(src, tgt)
+    assert fills[10:20, 5:15].all()  # the background closing over where it was
+    assert not fills[10:20, 40:50].any()  # the object at its new place: the layout is new
+    grown = src.clone()
+    grown[10:20, 15:20] = 1  # the object grows: new shape, mostly next to the background
+    assert not fill_regions(src, grown).any()
+    shrunk = src.clone()
+    shrunk[10:20, 10:15] = 0  # it shrinks: the background closes over the right part
+    assert fill_regions(src, shrunk)[10:20, 10:15].all()
+
+
+def test_class_fill_carries_a_gradient_across_a_hole():
+    h, w = 48, 48
+    img = torch.from_numpy(sky(h, w)).float()
+    src = torch.zeros(h, w, dtype=torch.long)
+    src[8:40, 20:48] = 1  # an object touching the right edge; its top rim is high up in the sky
+    tgt = torch.zeros_like(src)
+    fill = class_fill(img, src, tgt, 2)
+    rows = img[:, :8].mean(1)  # the sky's own colour row by row, left of the object
+    err = (fill[8:40, 30:44].mean(1) - rows[8:40]).abs().mean()
+    assert err < 12  # push-pull alone fills the hole with its rim's (upper) colour: far off below
