@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -88,3 +89,27 @@ def test_patch_method_needs_no_training_and_keeps_unedited_pixels(files, tmp_pat
     source, result = np.asarray(Image.open(img).convert("RGB")), np.asarray(Image.open(tmp_path / "p.png"))
     assert kept.mean() > 0.3  # (a 64 px image: the 3 px margin is large here)
     assert np.array_equal(result[kept], source[kept]) and not np.array_equal(result, source)
+
+
+def test_target_painted_with_a_gap_runs_with_one_warning_and_a_big_unknown_area_fails(tmp_path):
+    # The tree example at full size (250 px): a 1-px line where a stroke was erased to white,
+    # then saved as JPEG (ringing), as painters' maps come.
+    from engine_fixtures import EXAMPLES
+
+    target = np.asarray(Image.open(EXAMPLES / "tree" / "cond" / "3.png").convert("RGB")).copy()
+    target[130, :] = 255
+    gap = tmp_path / "gap.jpg"
+    Image.fromarray(target).save(gap, quality=75)
+    img, lab = EXAMPLES / "tree" / "img.png", EXAMPLES / "tree" / "label.png"
+    proc = run("run", img, lab, gap, "--out", tmp_path / "o.png", "--method", "patch")
+    warnings = [line for line in proc.stderr.splitlines() if "match no class" in line]
+    assert len(warnings) == 1 and "take the class of their neighbours" in warnings[0], proc.stderr
+    assert (tmp_path / "o.png").is_file()
+    # A 20x20 block of an unknown colour is meant: an error naming it, no traceback, no output.
+    target[40:60, 40:60] = (120, 30, 160)
+    bad = tmp_path / "bad.png"
+    Image.fromarray(target).save(bad)
+    proc = run("run", img, lab, bad, "--out", tmp_path / "b.png", "--method", "patch", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert re.search(r"#781ea0 \(4\d\d px\) matches no class", proc.stderr), proc.stderr  # ~400, its edges too
+    assert not (tmp_path / "b.png").exists()
