@@ -149,11 +149,17 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k[r - pad_y : r + pad_y + 1].view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def high_pass(image: np.ndarray, sigma: float = GHOST_SIGMA) -> np.ndarray:
-    """(H, W) float: luminance (Rec. 601, 0..1) minus its Gaussian blur."""
+def high_pass(image: np.ndarray, sigma: float = GHOST_SIGMA, within: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) float: luminance (Rec. 601, 0..1) minus its Gaussian blur; with `within`, the
+    blur averages only pixels inside it (normalised convolution), so that what lies around
+    a thin region does not make up its detail."""
     t = torch.from_numpy(np.ascontiguousarray(image[..., :3])).float().div_(255)
     lum = (t @ torch.tensor([0.299, 0.587, 0.114]))[None, None]
-    return (lum - _gaussian_blur(lum, sigma))[0, 0].numpy()
+    if within is None:
+        return (lum - _gaussian_blur(lum, sigma))[0, 0].numpy()
+    m = torch.from_numpy(np.ascontiguousarray(within)).float()[None, None]
+    local = _gaussian_blur(lum * m, sigma) / _gaussian_blur(m, sigma).clamp_min(1e-6)
+    return ((lum - local) * m)[0, 0].numpy()
 
 
 def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -176,10 +182,15 @@ def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, ero
     region = erode(changed, erode_px)
     if region.sum() < 16:
         return None
-    a, b = high_pass(source)[region].astype(np.float64), high_pass(output)[region].astype(np.float64)
+    # Detail relative to the region's own surroundings inside it: a thin region (a tail, a
+    # branch) would otherwise take its high-pass from the pixels around it.
+    a = high_pass(source, within=changed)[region].astype(np.float64)
+    b = high_pass(output, within=changed)[region].astype(np.float64)
     a, b = a - a.mean(), b - b.mean()
-    denom = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
-    return 0.0 if denom < 1e-12 else float((a * b).sum()) / denom
+    aa, bb = float((a * a).sum()), float((b * b).sum())
+    if min(aa, bb) < 1e-8 * len(a):  # either side flat (rounding noise only): it copies nothing
+        return 0.0
+    return float((a * b).sum()) / math.sqrt(aa * bb)
 
 
 def _borders(index: np.ndarray) -> np.ndarray:

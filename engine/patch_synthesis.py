@@ -286,7 +286,10 @@ def class_trend(image: torch.Tensor, labels: torch.Tensor, c: int) -> torch.Tens
     basis = torch.stack([torch.ones_like(xx), yy, yy * yy], -1)  # (h, w, 3)
     sel = labels == c
     a, b = basis[sel].double(), image[sel].double()
-    # A small ridge keeps the fit tame for a class of a few pixels or along a line.
+    if a.shape[0] < a.shape[1]:  # too few pixels for a ramp: their mean colour
+        mean = b.mean(0) if a.shape[0] else image.reshape(-1, image.shape[-1]).double().mean(0)
+        return mean.float().expand(h, w, -1).clone()
+    # A small ridge keeps the fit tame for a class along a line or in one row.
     coef = torch.linalg.solve(a.T @ a + 1e-3 * a.shape[0] * torch.eye(a.shape[1], dtype=a.dtype, device=dev), a.T @ b)
     return (basis.double() @ coef).float()
 
@@ -310,6 +313,8 @@ def class_fill(image: torch.Tensor, source_labels: torch.Tensor, target_labels: 
         changed = changed | mask
     for c in torch.unique(target_labels[changed]).tolist():
         known = source_labels == c
+        if not bool(known.any()):
+            continue  # a class too small for this level: its place keeps the source's colours
         if mask is not None and bool((known & ~mask).any()):
             known = known & ~mask
         trend = class_trend(image.float(), known.to(source_labels.dtype), 1)

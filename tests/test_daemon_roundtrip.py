@@ -332,6 +332,17 @@ def test_bad_labels_fail_the_job_with_the_engines_message(client):
     assert info.value.code == "BAD_LABELS" and info.value.message
 
 
+def test_a_target_with_a_small_unpainted_gap_is_filled_not_refused(client):
+    # An erased stroke: 12 px of white across the blue class (under 1% of a larger map would
+    # be; here 0.6%). The engine fills it from the neighbours, as in the CLI and the plug-ins.
+    a = np.frombuffer(label_map(30).data, np.uint8).reshape(H, W, 4).copy()
+    a[20, 34:46, :3] = 255
+    gapped = RGBAImage(W, H, a.tobytes())
+    with_gap = client.wait(client.submit(photo(), label_map(20), [gapped], {"seed": 2}, method="patch"), timeout=60)
+    clean = client.wait(client.submit(photo(), label_map(20), [label_map(30)], {"seed": 2}, method="patch"), timeout=60)
+    assert with_gap == clean  # the gap decoded to the class around it: the very same result
+
+
 def test_bad_settings_are_refused_at_submit(client):
     with pytest.raises(ProtocolError, match="unknown preset") as info:
         client.submit(photo(), label_map(20), [label_map(30)], {"preset": "enormous"})

@@ -153,3 +153,20 @@ def test_class_fill_carries_a_gradient_across_a_hole():
     rows = img[:, :8].mean(1)  # the sky's own colour row by row, left of the object
     err = (fill[8:40, 30:44].mean(1) - rows[8:40]).abs().mean()
     assert err < 12  # push-pull alone fills the hole with its rim's (upper) colour: far off below
+
+
+def test_the_colour_sketch_survives_a_class_too_small_for_a_level():
+    # Face parts vanish from the coarsest level (a few px at 32 px) while the target still
+    # moves them there: the sketch keeps the source's colours where it has no pixels of the
+    # class, and a class of a pixel or two gets its mean colour (a ramp needs more).
+    h, w = 24, 32
+    img = torch.from_numpy(sky(h, w)).float()
+    src = torch.zeros(h, w, dtype=torch.long)
+    src[3, 3] = 2  # one pixel of class 2
+    tgt = src.clone()
+    tgt[10:14, 10:14] = 1  # class 1: not in this level's source at all
+    tgt[18, 20] = 2
+    fill = class_fill(img, src, tgt, 3)
+    assert torch.isfinite(fill).all()
+    np.testing.assert_array_equal(fill[10:14, 10:14].numpy(), img[10:14, 10:14].numpy())
+    np.testing.assert_allclose(fill[18, 20].numpy(), img[3, 3].numpy(), atol=1e-3)
