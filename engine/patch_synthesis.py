@@ -270,21 +270,20 @@ def push_pull(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return torch.where(w > 0, values, up)
 
 
-def class_trend(image: torch.Tensor, labels: torch.Tensor, c: int) -> torch.Tensor:
-    """(h, w, 3): a smooth colour ramp over the image fitted to class `c`'s source pixels.
+def class_trend(image: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+    """(h, w, 3): a smooth colour ramp over the image fitted to the pixels of `sel` (one class's).
 
     A sky lightens towards the horizon and a field darkens with distance: a class's
     colour follows the place more than its neighbours do. Fitted by least squares on
     the pixels of the class, evaluated everywhere (extrapolated where the class is absent).
     """
-    h, w = labels.shape
+    h, w = sel.shape
     dev = image.device
     yy = torch.linspace(-1, 1, h, device=dev)[:, None].expand(h, w)
     xx = torch.linspace(-1, 1, w, device=dev)[None, :].expand(h, w)
     # Quadratic in y, linear in x: photos' smooth gradients run mostly with height (sky to
     # horizon, near to far ground); a curve across x extrapolates wildly past a class's edge.
     basis = torch.stack([torch.ones_like(xx), yy, yy * yy], -1)  # (h, w, 3)
-    sel = labels == c
     a, b = basis[sel].double(), image[sel].double()
     if a.shape[0] < a.shape[1]:  # too few pixels for a ramp: their mean colour
         mean = b.mean(0) if a.shape[0] else image.reshape(-1, image.shape[-1]).double().mean(0)
@@ -317,7 +316,7 @@ def class_fill(image: torch.Tensor, source_labels: torch.Tensor, target_labels: 
             continue  # a class too small for this level: its place keeps the source's colours
         if mask is not None and bool((known & ~mask).any()):
             known = known & ~mask
-        trend = class_trend(image.float(), known.to(source_labels.dtype), 1)
+        trend = class_trend(image.float(), known)
         rest = push_pull((image.float() - trend).permute(2, 0, 1), known).permute(1, 2, 0)
         where = changed & (target_labels == c)
         out[where] = (trend + rest)[where].clamp(0, 255)
