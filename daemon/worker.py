@@ -9,9 +9,9 @@ reports everything as plain tuples through ``emit`` for the main thread to send:
     ("progress", job, data: dict, preview: RGBAImage | None)
     ("finished", job, state, kind, data: dict, images: list[RGBAImage])
 
-Method ``patch`` needs no model: its results come straight from patch synthesis. The
-others send an instant preview first (SPEC.md, Instant result), then train or load the
-model, then apply it.
+What to do for the job's method (train, load a cached model, or neither for ``patch``;
+the instant preview, SPEC.md Instant result) is the engine's ``make_analogy``; the
+worker gives it the daemon's cache as its model store and relays what it reports.
 """
 
 from __future__ import annotations
@@ -126,24 +126,6 @@ def parse_settings(d: dict, device: str) -> Any:
         raise _bad(f"the settings cannot be used: {e}") from None
 
 
-def preview_shape(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """(w, h) of an instant preview: the image's own size, or scaled so its longest side is max_side."""
-    if max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def resize(arr: np.ndarray, size: tuple[int, int], *, labels: bool) -> np.ndarray:
-    """(H, W, C) uint8 -> size (w, h). Label maps by nearest neighbour, so their colours stay pure classes."""
-    from PIL import Image
-
-    if (arr.shape[1], arr.shape[0]) == tuple(size):
-        return arr
-    im = Image.fromarray(np.ascontiguousarray(arr), "RGBA" if arr.shape[2] == 4 else "RGB")
-    return np.asarray(im.resize(size, Image.NEAREST if labels else Image.BOX))
-
-
 def resolve_device(name: str) -> str:
     """The device a name stands for on this machine ("cuda", "cpu", ...); EngineError if unusable."""
     from ..engine.device import resolve_device as engine_resolve
@@ -165,7 +147,8 @@ class _Reporter:
         if p.preview is not None and now - self.last_preview >= self.preview_interval:
             preview = to_rgba_image(p.preview)
             self.last_preview = now
-        if preview is None and p.step < p.total and now - self.last_progress < self.progress_interval:
+        throttled = p.stage == "train" and p.step < p.total  # one apply event per target always goes
+        if preview is None and throttled and now - self.last_progress < self.progress_interval:
             return
         self.last_progress = now
         data = {
@@ -249,46 +232,34 @@ class Worker(threading.Thread):
 
     def _run(self, job: Job) -> None:
         from ..engine import api  # torch: imported in this thread, once, when work arrives
-        from ..engine.synthesis import patch_analogy
 
         self.emit(("started", job))
 
         def should_stop() -> bool:
             return job.cancel_event.is_set() or self.stop_event.is_set()
 
-        model = None
+        reporter = _Reporter(job, self.emit, self.progress_interval, self.preview_interval)
+
+        def preview(image: np.ndarray, kind: str) -> None:
+            # The instant result (SPEC.md): before training (kind patch) or before a cached
+            # model's patch pass (kind gan); training previews then keep their interval.
+            stage, total = ("train", job.settings.total_steps) if kind == "patch" else ("apply", len(job.targets))
+            data = {"stage": stage, "step": 0, "total": int(total), "kind": kind, "instant": True, "target": 0}
+            self.emit(("preview", job, data, to_rgba_image(image)))
+            reporter.last_preview = time.monotonic()
+
+        done = None
         try:
             if should_stop():
                 raise api.Cancelled("stopped before it started")
-            if job.method == "patch":
-                # No model at all: nothing to train, load or cache; the labels guide the synthesis.
-                key, cached = "", False
-                device, seed = self._resolved_device(), job.settings.seed
-                images = self._apply_all(job, api, should_stop, lambda t: patch_analogy(
-                    job.image, job.labels, t, device=device, seed=seed, should_stop=should_stop))
-            else:
-                key = api.model_key(job.image, job.labels, job.settings)
-                job.model_key = key
-                model = self._cached_model(api, key)
-                cached = model is not None
-                if model is None:
-                    reporter = _Reporter(job, self.emit, self.progress_interval, self.preview_interval)
-                    if self._instant_patch_preview(job, api, should_stop):
-                        reporter.last_preview = time.monotonic()  # training previews keep their interval
-                    model = api.train(
-                        job.image, job.labels, job.settings,
-                        progress=reporter, should_stop=should_stop,
-                        workdir=self.cache.work_path(key), preview_targets=[job.targets[0]],
-                    )
-                    self.cache.commit_model(key, {"width": job.width, "height": job.height,
-                                                  "settings": job.settings.to_dict()})
-                    self._remember(key, model)
-                elif job.method == "gan+patch":
-                    self._instant_gan_preview(job, model, should_stop)
-                images = self._apply_all(job, api, should_stop,
-                                         lambda t: model.apply(t, method=job.method, should_stop=should_stop))
-            data = {"target_names": list(job.target_names), "model_key": key, "cached": cached,
-                    "method": job.method}
+            done = api.make_analogy(
+                job.image, job.labels, job.targets, job.settings, job.method,
+                store=_CacheStore(self, job, api), progress=reporter, should_stop=should_stop,
+                preview=preview, preview_px=self.instant_preview_px,
+            )
+            images = [to_rgba_image(r) for r in done.results]
+            data = {"target_names": list(job.target_names), "model_key": done.model_key, "cached": done.cached,
+                    "method": done.method}
             self.cache.store_result(job.id, {**data, "width": job.width, "height": job.height},
                                     [im.data for im in images])
             self.emit(("finished", job, DONE, "result", data, images))
@@ -312,73 +283,9 @@ class Worker(threading.Thread):
                     "message": f"internal error in the daemon ({type(e).__name__}: {e}); the daemon log has details",
                 }, []))
         finally:
-            model = None
+            done = None
             self._free_memory()
             self._enforce_cache_limit(job)
-
-    def _apply_all(self, job: Job, api: Any, should_stop: Callable[[], bool],
-                   make: Callable[[np.ndarray], np.ndarray]) -> list:
-        """``make`` each target's result in order, reporting one apply step per target."""
-        images = []
-        t0 = time.monotonic()
-        n = len(job.targets)
-        for i, target in enumerate(job.targets):
-            if should_stop():
-                raise api.Cancelled(f"stopped before target {i + 1} of {n}")
-            images.append(to_rgba_image(make(target)))
-            elapsed = time.monotonic() - t0
-            self.emit(("progress", job, {
-                "stage": "apply", "step": i + 1, "total": n, "elapsed_s": round(elapsed, 3),
-                "eta_s": round(elapsed / (i + 1) * (n - i - 1), 3), "losses": {},
-            }, None))
-        return images
-
-    # --- instant previews (SPEC.md, Instant result) ------------------------------------------
-
-    def _send_preview(self, job: Job, image: np.ndarray, *, kind: str, stage: str, total: int) -> None:
-        size = preview_shape(job.width, job.height, self.instant_preview_px)
-        data = {"stage": stage, "step": 0, "total": int(total), "kind": kind, "instant": True, "target": 0}
-        self.emit(("preview", job, data, to_rgba_image(resize(image, size, labels=False))))
-
-    def _instant_patch_preview(self, job: Job, api: Any, should_stop: Callable[[], bool]) -> bool:
-        """Before training: the `patch` result of the first target, at most instant_preview_px wide.
-
-        Returns whether it was sent. A target the engine refuses at full size fails the job
-        here, before any training; any other failure only costs the preview.
-        """
-        if not self.instant_preview_px:
-            return False
-        from ..engine.synthesis import patch_analogy
-
-        size = preview_shape(job.width, job.height, self.instant_preview_px)
-        scaled = size != (job.width, job.height)
-        t0 = time.monotonic()
-        try:
-            out = patch_analogy(
-                resize(job.image, size, labels=False), resize(job.labels, size, labels=True),
-                resize(job.targets[0], size, labels=True),
-                device=self._resolved_device(), seed=job.settings.seed, should_stop=should_stop,
-            )
-        except api.Cancelled:
-            raise
-        except api.LabelError as e:
-            if not scaled:
-                raise  # the job's own target: the training would refuse it too
-            # Scaling can drop a thin class; the full-size check comes with the training.
-            log.info("job %s: no instant preview at %dx%d (%s)", job.id[:8], *size, e)
-            return False
-        except (api.EngineError, MemoryError) as e:
-            log.warning("job %s: no instant preview: %s", job.id[:8], e)
-            return False
-        log.debug("job %s: instant patch preview %dx%d in %.2f s", job.id[:8], *size, time.monotonic() - t0)
-        self._send_preview(job, out, kind="patch", stage="train", total=job.settings.total_steps)
-        return True
-
-    def _instant_gan_preview(self, job: Job, model: Any, should_stop: Callable[[], bool]) -> None:
-        """A cached model and gan+patch: the GAN's result (milliseconds) before the slower patch pass."""
-        if self.instant_preview_px:
-            out = model.apply(job.targets[0], method="gan", should_stop=should_stop)
-            self._send_preview(job, out, kind="gan", stage="apply", total=len(job.targets))
 
     def _free_memory(self) -> None:
         gc.collect()  # the trainer's graph and optimiser state go now, not at some later collection
@@ -398,6 +305,26 @@ class Worker(threading.Thread):
                     self.forget_model(e.name)
         except OSError:
             log.exception("could not trim the cache")
+
+
+class _CacheStore:
+    """The engine's ModelStore on the daemon's disk cache, with the worker's models kept in memory."""
+
+    def __init__(self, worker: "Worker", job: Job, api: Any) -> None:
+        self.worker, self.job, self.api = worker, job, api
+
+    def load(self, key: str, device: str) -> Any:
+        self.job.model_key = key  # `status` shows it from now on
+        return self.worker._cached_model(self.api, key)
+
+    def workdir(self, key: str) -> Any:
+        return self.worker.cache.work_path(key)
+
+    def commit(self, key: str, model: Any) -> None:
+        job = self.job
+        self.worker.cache.commit_model(key, {"width": job.width, "height": job.height,
+                                             "settings": job.settings.to_dict()})
+        self.worker._remember(key, model)
 
 
 def _oom(e: BaseException) -> str:

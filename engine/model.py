@@ -18,7 +18,7 @@ from .labels import Palette
 from .networks import Generator
 from .presets import TrainSettings
 from .source import Source, one_hot, to_tensor, to_uint8
-from .synthesis import DEFAULT_METHOD, check_method, gan_result, patch_result
+from .synthesis import DEFAULT_METHOD, render
 
 FORMAT_VERSION = 1
 WEIGHTS, META, SOURCE_IMAGE, SOURCE_LABELS = "model.pt", "model.json", "source.png", "labels.png"
@@ -59,14 +59,13 @@ class TrainedModel:
 
         method: "gan", "patch" or "gan+patch" (see engine/synthesis.py).
         """
-        check_method(method)
-        index = self.source.decode_target(target)
-        if method == "patch":
-            return patch_result(self.source, index, device=str(self.device), seed=self.settings.seed, should_stop=should_stop)
-        gan = self.synthesize(index)
-        if method == "gan":
-            return gan_result(self.source, gan, index)
-        return patch_result(self.source, index, guide=gan, device=str(self.device), seed=self.settings.seed, should_stop=should_stop)
+        return self.render(self.source.decode_target(target), method, should_stop)
+
+    def render(self, target_index: np.ndarray, method: str = DEFAULT_METHOD,
+               should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        """`apply` for a target already decoded to this model's classes (full resolution)."""
+        return render(method, self.source, target_index, generator=self.synthesize,
+                      device=str(self.device), seed=self.settings.seed, should_stop=should_stop)
 
     # -- persistence -------------------------------------------------------
     def metadata(self) -> dict:

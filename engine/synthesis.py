@@ -20,20 +20,26 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+# Method names are defined once, in the protocol: the plug-ins offer the same (without torch).
+from ..protocol.schema import DEFAULT_METHOD, METHODS
 from .compose import compose, edited_region
 from .errors import EngineError
 from .patch_synthesis import dilate, synthesize as patch_synthesize
 from .progress import Progress
 from .source import Source
 
-METHODS = ("gan", "patch", "gan+patch")
-DEFAULT_METHOD = "gan+patch"
-
-
-def check_method(method: str) -> str:
+def check_method(method: str | None) -> str:
+    """`method` (None: the default) if it is one of METHODS; EngineError naming the choices."""
+    if method is None:
+        return DEFAULT_METHOD
     if method not in METHODS:
         raise EngineError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return method
+
+
+def needs_model(method: str) -> bool:
+    """Whether `method` needs a trained generator (everything but `patch`)."""
+    return check_method(method) != "patch"
 
 
 def synthesis_margin(shape: tuple[int, int]) -> int:
@@ -126,6 +132,31 @@ def gan_result(source: Source, gan_output: np.ndarray, target_index: np.ndarray)
     return compose(source.image, gan_output, source.index, target_index)
 
 
+def render(
+    method: str,
+    source: Source,
+    target_index: np.ndarray,
+    *,
+    generator: Callable[[np.ndarray], np.ndarray] | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """The one place that turns a method name into a result (H, W, 3) uint8 at full resolution.
+
+    `generator(target_index)` is G's working-size output; the GAN methods need it.
+    """
+    method = check_method(method)
+    if method == "patch":
+        return patch_result(source, target_index, device=device, seed=seed, should_stop=should_stop)
+    if generator is None:
+        raise EngineError(f"the method {method!r} needs a trained model; train one or use 'patch'")
+    gan = generator(target_index)
+    if method == "gan":
+        return gan_result(source, gan, target_index)
+    return patch_result(source, target_index, guide=gan, device=device, seed=seed, should_stop=should_stop)
+
+
 def patch_analogy(
     image: np.ndarray,
     labels: np.ndarray,
@@ -138,4 +169,5 @@ def patch_analogy(
 ) -> np.ndarray:
     """The `patch` method without any trained model: (H, W, 3) uint8 at full resolution."""
     source = Source.prepare(image, labels, size=max(image.shape[:2]))
-    return patch_result(source, source.decode_target(target), device=device, seed=seed, should_stop=should_stop, progress=progress)
+    return patch_result(source, source.decode_target(target), device=device, seed=seed,
+                        should_stop=should_stop, progress=progress)

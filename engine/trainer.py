@@ -92,40 +92,52 @@ class Trainer:
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
 
-    # -- one iteration -----------------------------------------------------
+    # -- one iteration (the paper's Figure 2) -----------------------------
     def iteration(self, step: int, total: int) -> tuple[dict[str, float], torch.Tensor]:
-        s, w, dev = self.settings, self.settings.weights, self.device
-        k = self.source.palette.num_classes
-        rec = step % s.rec_every == 0
-        if rec:
+        """One self-supervised iteration: warp (I, P), then train S, D and G in turn."""
+        rec = step % self.settings.rec_every == 0
+        if rec:  # reconstruction: P' = P, the output must be I
             img_aug, lab_aug = self.image, self.labels
         else:
             img_aug, lab_aug = random_warp(self.image, self.labels, augmentation_strength(step, total), self.rng)
-        aug_onehot = one_hot(lab_aug, k)
-        out_losses: dict[str, float] = {}
+        aug_onehot = one_hot(lab_aug, self.source.palette.num_classes)
+        losses = {"S": self.segmenter_step(img_aug, lab_aug), "D": self.discriminator_step(img_aug, aug_onehot)}
+        g_losses, out = self.generator_steps(img_aug, lab_aug, aug_onehot, rec)
+        losses.update(g_losses)
+        return losses, out
 
-        # S learns to segment the augmented photo.
-        with autocast(dev):
-            loss_s = L.alignment_loss(self.S(img_aug), lab_aug)
+    def segmenter_step(self, img_aug: torch.Tensor, lab_aug: torch.Tensor) -> float:
+        """S learns to segment the augmented photo I_aug into P_aug."""
+        with autocast(self.device):
+            loss = L.alignment_loss(self.S(img_aug), lab_aug)
         self.opt_s.zero_grad(set_to_none=True)
-        loss_s.backward()
+        loss.backward()
         self.opt_s.step()
-        out_losses["S"] = loss_s.item()
+        return loss.item()
 
-        # D: real = I_aug, fake = G(I | P -> P_aug), both conditioned on P_aug.
+    def discriminator_step(self, img_aug: torch.Tensor, aug_onehot: torch.Tensor) -> float:
+        """D: real = I_aug, fake = G(I | P -> P_aug), both conditioned on P_aug (LSGAN)."""
+        dev = self.device
         with torch.no_grad(), autocast(dev):
             fake, _ = self.G(self.image, self.src_onehot, aug_onehot)
         with autocast(dev):
             pred_real, _ = self.D(img_aug, aug_onehot)
             pred_fake, _ = self.D(fake, aug_onehot)
-            loss_d = 0.5 * (L.lsgan_loss(pred_real, True) + L.lsgan_loss(pred_fake, False))
+            loss = 0.5 * (L.lsgan_loss(pred_real, True) + L.lsgan_loss(pred_fake, False))
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        loss.backward()
         self.opt_d.step()
-        out_losses["D"] = loss_d.item()
+        return loss.item()
 
-        # G, several times. S and D are frozen (no parameter gradients) but stay in the
-        # graph: the alignment and adversarial losses reach G *through* them.
+    def generator_steps(self, img_aug: torch.Tensor, lab_aug: torch.Tensor, aug_onehot: torch.Tensor,
+                        rec: bool) -> tuple[dict[str, float], torch.Tensor]:
+        """G, `generator_steps` times: L1 + fixed point when reconstructing, else patch
+        coherence + semantic alignment + LSGAN + feature matching.
+
+        S and D are frozen (no parameter gradients) but stay in the graph: the alignment
+        and adversarial losses reach G *through* them.
+        """
+        s, w, dev = self.settings, self.settings.weights, self.device
         self.S.requires_grad_(False)
         self.D.requires_grad_(False)
         try:
@@ -156,9 +168,9 @@ class Trainer:
         finally:
             self.S.requires_grad_(True)
             self.D.requires_grad_(True)
-        out_losses.update({k_: v.item() for k_, v in parts.items()})
-        out_losses["G"] = loss_g.item()
-        return out_losses, out.detach()
+        losses = {k: v.item() for k, v in parts.items()}
+        losses["G"] = loss_g.item()
+        return losses, out.detach()
 
 
 def _save_checkpoint(path: Path, trainer: Trainer, key: str) -> None:
@@ -176,6 +188,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     workdir: str | os.PathLike | None = None,
     preview_targets: Sequence[np.ndarray] | None = None,
+    source: Source | None = None,
 ) -> TrainedModel:
     """Train a model on one image and its label map.
 
@@ -183,11 +196,13 @@ def train(
     when stopped; a later call with the same inputs resumes from them, and the final
     model is saved there. `should_stop` is polled before every iteration; when it
     returns True, training raises Cancelled. Bad inputs raise LabelError before any
-    training starts.
+    training starts. `source`: the inputs already prepared at the settings' working size
+    (skips decoding the label map again).
     """
     settings = settings or TrainSettings()
     device = resolve_device(settings.device)
-    source = Source.prepare(image, labels, settings.working_size)
+    if source is None:
+        source = Source.prepare(image, labels, settings.working_size)
     preview_index = None
     if preview_targets:  # decoded now so that a bad target fails before any training
         preview_index = [source.decode_target(t) for t in preview_targets][0]
@@ -215,7 +230,10 @@ def train(
         if should_stop is not None and should_stop():
             if ckpt is not None:
                 _save_checkpoint(ckpt, trainer, key)
-            where = f"; a checkpoint in {ckpt.parent} resumes it" if ckpt is not None else ""
+            # No path in the message: it reaches remote clients (the daemon log has the folder).
+            where = "; its checkpoint resumes it" if ckpt is not None else ""
+            if ckpt is not None:
+                log.info("checkpoint of the stopped training: %s", ckpt)
             raise Cancelled(f"training stopped at step {trainer.step}/{total}{where}")
         step = trainer.step + 1
         losses, out = trainer.iteration(step, total)

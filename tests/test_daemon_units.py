@@ -1,6 +1,5 @@
 """The daemon's pure parts: config and security rule, job table, disk cache, request checks."""
 
-import json
 import os
 import threading
 import time
@@ -13,7 +12,7 @@ from semantic_analogy.daemon.cli import format_status, make_keys, outputs_for
 from semantic_analogy.daemon.config import ConfigError, DaemonConfig, Limits, check_bind, parse_size
 from semantic_analogy.daemon.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable, QueueFull, new_job_id
 from semantic_analogy.daemon.validation import parse_submit, to_array, to_rgba_image
-from semantic_analogy.daemon.worker import parse_settings, preview_shape, resize
+from semantic_analogy.daemon.worker import parse_settings
 from semantic_analogy.protocol.errors import ProtocolError
 from semantic_analogy.protocol.images import RGBAImage
 
@@ -262,28 +261,6 @@ def test_pixel_conversions():
     assert im.size == (3, 2) and (back[..., :3] == arr).all() and (back[..., 3] == 255).all()
     with pytest.raises(ValueError):
         to_rgba_image(arr.astype(np.float32))
-
-
-def test_preview_shape_keeps_small_images_and_scales_large_ones():
-    assert preview_shape(48, 40, 512) == (48, 40)
-    assert preview_shape(512, 300, 512) == (512, 300)
-    assert preview_shape(4000, 3000, 512) == (512, 384)
-    assert preview_shape(3000, 4000, 512) == (384, 512)
-    assert preview_shape(5000, 3, 512) == (512, 1), "never a side of 0 pixels"
-
-
-def test_resize_keeps_label_colours_pure():
-    labels = np.zeros((40, 60, 4), np.uint8)
-    labels[..., 3] = 255
-    labels[:, ::2, :3] = (255, 0, 0)  # thin stripes: averaging would invent purple
-    labels[:, 1::2, :3] = (0, 0, 255)
-    small = resize(labels, (15, 10), labels=True)
-    assert small.shape == (10, 15, 4)
-    colours = {tuple(c) for c in small.reshape(-1, 4)}
-    assert colours <= {(255, 0, 0, 255), (0, 0, 255, 255)}
-    photo = resize(labels[..., :3], (15, 10), labels=False)  # the photo is averaged
-    assert photo.shape == (10, 15, 3) and 100 < photo[..., 0].mean() < 155
-    assert resize(labels, (60, 40), labels=True) is labels, "the image's own size: no copy"
 
 
 def test_parse_settings_accepts_the_engines_fields():
