@@ -9,15 +9,16 @@ import os
 import signal
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from ..protocol.schema import DEFAULT_METHOD, METHODS
 from .errors import EngineError, LabelError
-from .presets import PRESETS, TrainSettings
-from .synthesis import DEFAULT_METHOD, METHODS
+from .presets import MAX_PIXELS, PRESETS, TrainSettings
+
+if TYPE_CHECKING:  # numpy, PIL and torch load only in the commands that compute
+    import numpy as np
 
 log = logging.getLogger("semantic_analogy")
 
@@ -45,6 +46,21 @@ def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
 
 
+def _add_max_pixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", type=_pixels, default=MAX_PIXELS, metavar="N",
+                   help=f"refuse images larger than N pixels (default {MAX_PIXELS:,}, as the daemon; 0: no limit)")
+
+
+def _pixels(text: str) -> int | None:
+    try:
+        n = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of pixels: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("the pixel limit cannot be negative")
+    return n or None
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="gan: the GAN's output; patch: label-guided patch synthesis alone (no training); "
@@ -65,17 +81,23 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
 class Reporter:
     """A tqdm bar on stderr, or JSON lines on stdout with --json-progress."""
 
-    def __init__(self, json_mode: bool, desc: str) -> None:
-        self.json_mode, self.desc, self.bar = json_mode, desc, None
+    STAGES = {"train": ("training", "step"), "apply": ("applying", "target")}
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode, self.bar, self.stage = json_mode, None, None
 
     def __call__(self, p) -> None:
         if self.json_mode:
             print(json.dumps({"event": "progress", **p.as_dict()}), flush=True)
             return
+        if p.stage != self.stage:
+            self.close()
+            self.stage = p.stage
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=p.total, initial=p.step - 1, desc=self.desc, unit="step", file=sys.stderr, dynamic_ncols=True)
+            desc, unit = self.STAGES.get(p.stage, (p.stage, "step"))
+            self.bar = tqdm(total=p.total, initial=p.step - 1, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
         self.bar.update(p.step - self.bar.n)
         shown = {k: f"{v:.3f}" for k, v in p.losses.items() if k in ("G", "D", "patch", "rec")}
         self.bar.set_postfix(shown, refresh=False)
@@ -83,6 +105,7 @@ class Reporter:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
     def event(self, **fields) -> None:
         if self.json_mode:
@@ -111,14 +134,15 @@ def interruptible():
 
 
 # -- helpers -----------------------------------------------------------------------
-def _load_targets(paths: list[str], size: tuple[int, int], resize: bool) -> list[np.ndarray]:
+def _load_targets(paths: list[str], size: tuple[int, int], resize: bool, max_pixels: int | None) -> list[np.ndarray]:
+    import numpy as np
     from PIL import Image
 
     from .imageio import load_label_map
 
     targets = []
     for path in paths:
-        t = load_label_map(path)
+        t = load_label_map(path, max_pixels)
         if (t.shape[1], t.shape[0]) != size:
             if not resize:
                 raise LabelError(
@@ -131,41 +155,72 @@ def _load_targets(paths: list[str], size: tuple[int, int], resize: bool) -> list
 
 
 def _outputs_for(targets: list[str], out: str) -> list[Path]:
+    """The output path of each target, checked (type, folder writable) before any work."""
+    from .imageio import check_output_path
+
     if len(targets) == 1 and not out.endswith(os.sep) and not Path(out).is_dir():
-        return [Path(out)]
+        return [check_output_path(out)]
     folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise EngineError(f"--out {out} is a file; with several targets give a folder (one PNG per target)")
     names = [Path(t).stem for t in targets]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise EngineError(f"several targets are named {', '.join(sorted(dupes))}: their outputs would overwrite each other")
-    return [folder / f"{n}.png" for n in names]
+    return [check_output_path(folder / f"{n}.png") for n in names]
 
 
-def _apply_and_save(apply, size: tuple[int, int], target_paths: list[str], out: str, resize: bool, reporter: Reporter) -> list[Path]:
-    """apply(target) -> result for each target file, saved to its output path."""
+def _check_model_folder(path: str | None) -> None:
+    """A model folder must be a folder (or not exist yet): checked before the photo is even read."""
+    if path is None:
+        return
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise EngineError(f"--model {path}: {q} is a file, not a folder; choose a folder for the model")
+            if q != p and not os.access(q, os.W_OK | os.X_OK):
+                raise EngineError(f"--model {path}: the folder {q} is not writable; choose another --model")
+            return
+
+
+def _analogy(args: argparse.Namespace, image: np.ndarray | None, labels: np.ndarray | None,
+             model=None, store=None) -> int:
+    """Check the outputs, load the targets and make the analogy, saving each result as it comes."""
+    from .analogy import make_analogy
     from .imageio import save_image
 
-    outputs = _outputs_for(target_paths, out)
-    targets = _load_targets(target_paths, size, resize)
-    for path, target, dest in zip(target_paths, targets, outputs):
-        t0 = time.perf_counter()
-        save_image(dest, apply(target))
-        log.info("applied %s in %.2f s", path, time.perf_counter() - t0)
-        reporter.event(event="output", target=str(path), path=str(dest))
-        print(f"wrote {dest}", file=sys.stderr if reporter.json_mode else sys.stdout)
-    return outputs
+    outputs = _outputs_for(args.targets, args.out)
+    size = model.size if model is not None else (image.shape[1], image.shape[0])
+    targets = _load_targets(args.targets, size, args.resize_targets, args.max_pixels)
+    reporter = Reporter(args.json_progress)
+
+    def save(i: int, result: np.ndarray) -> None:
+        save_image(outputs[i], result)
+        reporter.event(event="output", target=str(args.targets[i]), path=str(outputs[i]))
+        print(f"wrote {outputs[i]}", file=sys.stderr if reporter.json_mode else sys.stdout)
+
+    with interruptible() as should_stop:
+        try:
+            make_analogy(image, labels, targets, _settings(args) if model is None else None, args.method,
+                         model=model, store=store, progress=reporter, should_stop=should_stop, on_result=save)
+        finally:
+            reporter.close()
+    return 0
 
 
 # -- commands ------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    _check_model_folder(args.model)
+    settings = _settings(args)  # bad settings fail before the photo is read
     from .imageio import load_image, load_label_map
     from .trainer import train
 
-    image, labels = load_image(args.image), load_label_map(args.labels)
-    reporter = Reporter(args.json_progress, "training")
+    image, labels = load_image(args.image, args.max_pixels), load_label_map(args.labels, args.max_pixels)
+    reporter = Reporter(args.json_progress)
     with interruptible() as should_stop:
         try:
-            train(image, labels, _settings(args), progress=reporter, should_stop=should_stop, workdir=args.model)
+            train(image, labels, settings, progress=reporter, should_stop=should_stop, workdir=args.model)
         finally:
             reporter.close()
     reporter.event(event="done", model=str(args.model))
@@ -174,52 +229,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    _outputs_for(args.targets, args.out)
     from .model import load_model
 
-    model = load_model(args.model, args.device)
-    _apply_and_save(lambda t: model.apply(t, args.method), model.size, args.targets, args.out, args.resize_targets,
-                    Reporter(args.json_progress, "applying"))
-    return 0
+    return _analogy(args, None, None, model=load_model(args.model, args.device))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _outputs_for(args.targets, args.out)
+    _check_model_folder(args.model)
+    _settings(args)
+    from .analogy import FolderStore
     from .imageio import load_image, load_label_map
-    from .model import WEIGHTS, load_model
-    from .trainer import model_key, train
 
-    image, labels = load_image(args.image), load_label_map(args.labels)
-    settings = _settings(args)
-    size = (image.shape[1], image.shape[0])
-    reporter = Reporter(args.json_progress, "training")
-    if args.method == "patch":  # texture by numbers: nothing to train
-        from .device import resolve_device
-        from .synthesis import patch_analogy
-
-        device = str(resolve_device(args.device))
-        _apply_and_save(lambda t: patch_analogy(image, labels, t, device=device, seed=args.seed), size,
-                        args.targets, args.out, args.resize_targets, reporter)
-        return 0
-    # Check the targets before minutes of training.
-    _load_targets(args.targets, size, args.resize_targets)
-    model_dir = Path(args.model) if args.model else cache_dir() / "models" / model_key(image, labels, settings)
-    if (model_dir / WEIGHTS).is_file() and not args.retrain:
-        log.info("using the trained model in %s (--retrain to train again)", model_dir)
-        model = load_model(model_dir, args.device)
-    else:
-        with interruptible() as should_stop:
-            try:
-                model = train(image, labels, settings, progress=reporter, should_stop=should_stop, workdir=model_dir)
-            finally:
-                reporter.close()
-    _apply_and_save(lambda t: model.apply(t, args.method), size, args.targets, args.out, args.resize_targets, reporter)
-    return 0
+    image, labels = load_image(args.image, args.max_pixels), load_label_map(args.labels, args.max_pixels)
+    store = FolderStore(root=cache_dir() / "models", folder=Path(args.model) if args.model else None,
+                        retrain=args.retrain)
+    return _analogy(args, image, labels, store=store)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .imageio import load_image, load_label_map
     from .metrics import evaluate
 
-    result = evaluate(load_image(args.image), load_label_map(args.labels), load_label_map(args.target), load_image(args.output))
+    mp = args.max_pixels
+    result = evaluate(load_image(args.image, mp), load_label_map(args.labels, mp), load_label_map(args.target, mp),
+                      load_image(args.output, mp))
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -241,6 +276,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="folder to save the model in (an interrupted training resumes from it)")
     _add_training_options(p)
     p.add_argument("--json-progress", action="store_true", help="print one JSON object per progress event on stdout")
+    _add_max_pixels(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("apply", help="apply a trained model to target label maps")
@@ -249,6 +285,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file (one target) or folder (several: one PNG per target)")
     _add_device(p)
     _add_output_options(p)
+    _add_max_pixels(p)
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("run", help="train (or reuse a trained model) and apply: IMAGE LABELS TARGET... --out")
@@ -260,6 +297,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain", action="store_true", help="train even if a cached model exists")
     _add_training_options(p)
     _add_output_options(p)
+    _add_max_pixels(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("eval", help="quality measures of a result, as JSON")
@@ -268,6 +306,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target")
     p.add_argument("output")
     p.add_argument("--out", help="also write the JSON to this file")
+    _add_max_pixels(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("download-weights", help="download torchvision's ImageNet VGG19 weights (needs internet)")

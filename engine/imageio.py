@@ -10,28 +10,48 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import EngineError
+from .presets import MAX_PIXELS
 
 # Extension -> PIL format for save_image.
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 _JPEG_QUALITY = 95
+_umask_lock = threading.Lock()
 
 
-def _open(path: str | os.PathLike[str], what: str) -> Image.Image:
-    """Open, fully decode and EXIF-orient an image; EngineError on any failure."""
+def _open(path: str | os.PathLike[str], what: str, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+    """Open, fully decode and EXIF-orient an image; EngineError on any failure.
+
+    `max_pixels` (None: no limit) is checked from the header, before decoding.
+    """
     p = Path(path)
     if not p.exists():
         raise EngineError(f"{what} {p}: file not found; check the path")
     if p.is_dir():
         raise EngineError(f"{what} {p} is a folder, not an image file; give the path of a PNG or JPEG file")
     try:
-        with Image.open(p) as im:
-            im.load()  # decode now, so truncated files fail here and not later
+        # Our own limit replaces PIL's decompression-bomb warning (no library warning
+        # reaches the user); PIL's hard error stays for absurd sizes when unlimited.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
+            w, h = im.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise EngineError(
+                    f"{what} {p} is {w}x{h} ({w * h / 1e6:.1f} megapixels), more than the limit of "
+                    f"{max_pixels / 1e6:.1f} megapixels; scale it down, or raise the limit with --max-pixels"
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im.load()  # decode now, so truncated files fail here and not later
             # Phones store portrait photos sideways plus an EXIF rotation tag: the
             # painter sees (and paints over) the rotated picture.
             return ImageOps.exif_transpose(im)
@@ -57,20 +77,20 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(a * (255.0 / top)), 0, 255).astype(np.uint8), mode="L")
 
 
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+def load_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """A photo as (H, W, 3) uint8 RGB: any PIL-readable mode, EXIF orientation
     applied, alpha dropped (the engine ignores a photo's transparency)."""
-    im = _to_8bit(_open(path, "image"))
+    im = _to_8bit(_open(path, "image", max_pixels))
     if im.mode != "RGB":
         # RGBA -> RGB drops alpha; P, L, LA, CMYK, YCbCr are converted by PIL.
         im = im.convert("RGBA").convert("RGB") if im.mode in ("P", "PA") else im.convert("RGB")
     return np.array(im, dtype=np.uint8)
 
 
-def load_label_map(path: str | os.PathLike[str]) -> np.ndarray:
+def load_label_map(path: str | os.PathLike[str], max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """A label map as (H, W, 4) uint8 RGBA: alpha kept (0 = unlabelled), 255 for
     files without alpha; EXIF orientation applied like load_image."""
-    im = _to_8bit(_open(path, "label map"))
+    im = _to_8bit(_open(path, "label map", max_pixels))
     if im.mode != "RGBA":
         im = im.convert("RGBA")  # palette transparency and LA alpha are kept
     return np.array(im, dtype=np.uint8)
@@ -105,6 +125,8 @@ def save_image(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     # Temporary file in the same folder, so os.replace is a rename on one filesystem.
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        # mkstemp makes the file 0600; a result is an ordinary file, as the user's umask says.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             options = {"quality": _JPEG_QUALITY} if fmt == "JPEG" else {}
             Image.fromarray(array).save(f, format=fmt, **options)
@@ -115,6 +137,34 @@ def save_image(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         except FileNotFoundError:
             pass
         raise
+    return p
+
+
+def _umask() -> int:
+    with _umask_lock:  # reading the umask means setting it: not from two threads at once
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """EngineError unless an image can be saved at `path` (extension, folder creatable and
+    writable): checked before any work, so that minutes of training are not lost at the end."""
+    p = Path(path)
+    if p.suffix.lower() not in _SAVE_FORMATS:
+        shown = f"'{p.suffix}'" if p.suffix else "no extension"
+        raise EngineError(f"cannot save {p}: {shown} is not an image type this saves; use a .png, .jpg or .jpeg file name")
+    if p.is_dir():
+        raise EngineError(f"cannot save {p}: it is a folder; give a file name such as {p / 'result.png'}")
+    folder = p.parent
+    while not folder.exists():  # the nearest existing ancestor decides
+        folder = folder.parent
+    if not folder.is_dir():
+        raise EngineError(f"cannot save {p}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise EngineError(f"cannot save {p}: the folder {folder} is not writable; choose another --out")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise EngineError(f"cannot save {p}: the file exists and is read-only")
     return p
 
 

@@ -503,9 +503,13 @@ def extract_palette(labels: np.ndarray) -> Palette:
     if not picked:
         if np.all(stats.uniques == _TRANSPARENT):
             raise LabelError("the label map is fully transparent: paint at least two classes")
-        # No colour is dominant (e.g. pure noise): fall back to the most frequent colour.
-        visible = np.flatnonzero(stats.uniques != _TRANSPARENT)
-        picked = [int(visible[np.argmax(stats.count[visible])])]
+        # No colour covers a region at all: noise, a photo, a gradient.
+        visible = int(np.count_nonzero(stats.uniques != _TRANSPARENT))
+        raise LabelError(
+            f"the label map is not a flat-colour label map: it has {visible:,} distinct colours and none "
+            f"of them covers a region of its own; paint each class in one flat colour "
+            f"(a photo, a gradient or noise cannot be used as labels)"
+        )
     colours = [tuple(int(v) for v in rgb[u]) for u in picked]
     if len(colours) + int(transparent_dominant) < 2:
         raise LabelError(

@@ -14,6 +14,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import EngineError
 
+# The largest image read by default, in pixels: the CLI's and the daemon's default
+# --max-pixels. Training and synthesis time and memory grow with it; beyond this a photo
+# takes many minutes and gigabytes, so the user scales it down or raises the limit knowingly.
+MAX_PIXELS = 4096 * 4096
+
 
 @dataclass(frozen=True)
 class Preset:
