@@ -3,13 +3,16 @@
 import argparse
 import sys
 
+from ..protocol import commands as client_commands
 from .cli import add_commands
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m semantic_analogy.daemon",
                                      description="The engine daemon and its client commands.")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_commands(sub)
+    client_commands.add_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

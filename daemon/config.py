@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..protocol.client import DEFAULT_ADDRESS
 from ..protocol.security import is_loopback
 from ..protocol.wire import MAX_HEADER_BYTES
 
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
+DEFAULT_BIND = DEFAULT_ADDRESS
 
 
 class ConfigError(Exception):

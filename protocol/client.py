@@ -27,10 +27,12 @@ import zmq
 from .errors import JOB_FAILURE_CODES, DaemonUnavailable, JobFailed, JobTimeout, ProtocolError, VersionMismatch
 from .images import RGBAImage
 from .schema import TERMINAL_KINDS, check_method
-from .security import CurveKeys
+from .security import CurveKeys, is_loopback
 from .version import PROTOCOL_VERSION, compatible, parse_version
 from .wire import DecodeError, Message, decode, encode, new_msg_id
 
+# Where the daemon listens unless told otherwise (`semantic-analogy serve --bind`).
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 _FINISHED_STATES = ("done", "failed", "cancelled")
 _MAX_ASYNC = 256  # outstanding fire-and-forget requests remembered (heartbeats, watches)
 _MAX_FINISHED_TRACKS = 64
@@ -75,7 +77,7 @@ class Client:
 
     def __init__(
         self,
-        address: str = "tcp://127.0.0.1:5555",
+        address: str = DEFAULT_ADDRESS,
         timeout: float = 5.0,
         curve: CurveKeys | None = None,
         *,
@@ -167,10 +169,19 @@ class Client:
     # --- low level ------------------------------------------------------------------
 
     def _unavailable(self, what: str) -> DaemonUnavailable:
-        return DaemonUnavailable(
-            f"no engine daemon answered at {self.address} {what}; start it with "
-            "`semantic-analogy serve`" + (" and check the CURVE keys" if self.curve else "")
-        )
+        # A CURVE daemon gives a client with no or wrong keys no answer at all (the handshake
+        # fails silently), so "nobody there" and "keys needed" look alike from here.
+        if self.curve is not None:
+            why = ("start it with `semantic-analogy serve`, or check the CURVE keys: this client's key "
+                   "must be in the daemon's authorized_clients, and the server key must be that daemon's")
+        elif is_loopback(self.address):
+            why = ("start it with `semantic-analogy serve`; or a daemon runs there with --keys and "
+                   "needs this client's CURVE keys")
+        else:
+            why = ("a daemon may run there and need CURVE keys, as every daemon beyond loopback does: "
+                   "give this client its key pair and the daemon's public key (made by `semantic-analogy "
+                   "keys`); or none runs there yet")
+        return DaemonUnavailable(f"no engine daemon answered at {self.address} {what}; {why}")
 
     def _send(self, type_: str, content: dict, *, wait: float) -> str:
         """Send one message; returns its msg_id. Waits up to ``wait`` s for a connection."""

@@ -1,4 +1,9 @@
-"""`semantic-analogy`: the engine's commands (train, apply, run, eval, ...) and the daemon's (serve, submit, ...)."""
+"""`semantic-analogy`: the engine's commands (train, apply, run, eval, ...), the daemon's (serve,
+keys) and the client's (submit, result, watch, ping, status, models).
+
+Building the parser imports none of torch, numpy or the daemon's server: each command
+imports what it computes with when it runs (tests/test_startup.py keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from . import __version__
 def build_parser() -> argparse.ArgumentParser:
     from semantic_analogy.daemon import cli as daemon_cli
     from semantic_analogy.engine import cli as engine_cli
+    from semantic_analogy.protocol import commands as client_commands
 
     parser = argparse.ArgumentParser(
         prog="semantic-analogy",
@@ -22,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     engine_cli.add_commands(sub)
     daemon_cli.add_commands(sub)
+    client_commands.add_commands(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from semantic_analogy.daemon.__main__ import main
-from semantic_analogy.daemon.testing import running_daemon
+from daemon_fixtures import running_daemon
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import DaemonUnavailable, JobFailed
 from semantic_analogy.protocol.images import RGBAImage
@@ -278,13 +278,13 @@ def test_cli_ping_status_submit_models(tmp_path, capsys):
         labels = save_png(label_map(20), tmp_path / "labels.png")
         t1, t2 = save_png(label_map(30), tmp_path / "t1.png"), save_png(label_map(10), tmp_path / "t2.png")
         out = tmp_path / "out.png"
-        assert main(["submit", image, labels, t1, "--out", str(out), "--preset", "tiny", "--steps", "3", *addr]) == 0
+        assert main(["submit", image, labels, t1, "--out", str(out), "--method", "gan+patch", "--preset", "tiny", "--steps", "3", *addr]) == 0
         captured = capsys.readouterr()
         assert captured.out.strip() == str(out) and "job " in captured.err
         with Image.open(out) as im:
             assert im.size == (W, H) and im.mode == "RGB"
         outdir = tmp_path / "many"
-        assert main(["submit", image, labels, t1, t2, "--out", str(outdir), "--preset", "tiny", "--steps", "3",
+        assert main(["submit", image, labels, t1, t2, "--out", str(outdir), "--method", "gan+patch", "--preset", "tiny", "--steps", "3",
                      "--quiet", *addr]) == 0
         assert sorted(p.name for p in outdir.iterdir()) == ["t1.png", "t2.png"]
         capsys.readouterr()

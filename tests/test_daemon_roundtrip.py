@@ -1,6 +1,6 @@
 """Round trips with the real daemon and the real engine over real sockets (tcp loopback and ipc).
 
-The daemon runs in a background thread of this process (daemon.testing.running_daemon),
+The daemon runs in a background thread of this process (tests/daemon_fixtures.py, running_daemon),
 in strict mode: it refuses any field SPEC.md does not list, so the client is checked
 against the specification too; the raw-socket tests check the daemon's messages the
 same way. Trainings use the engine's "tiny" preset with a few steps.
@@ -21,7 +21,7 @@ import pytest
 import zmq
 
 from semantic_analogy.daemon.config import Limits
-from semantic_analogy.daemon.testing import running_daemon
+from daemon_fixtures import running_daemon
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import JobFailed, ProtocolError
 from semantic_analogy.protocol.images import RGBAImage

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from semantic_analogy.daemon.cache import DiskCache, Entry, choose_evictions
-from semantic_analogy.daemon.cli import format_status, make_keys, outputs_for
+from semantic_analogy.daemon.cli import make_keys
+from semantic_analogy.protocol.commands import CommandError, format_status, outputs_for
 from semantic_analogy.daemon.config import ConfigError, DaemonConfig, Limits, check_bind, parse_size
 from semantic_analogy.daemon.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable, QueueFull, new_job_id
 from semantic_analogy.daemon.validation import parse_submit, to_array, to_rgba_image
@@ -299,7 +300,7 @@ def test_parse_settings_refusals_name_the_setting(settings, words):
 def test_outputs_for(tmp_path):
     assert outputs_for(["a/t1.png"], str(tmp_path / "out.png")) == [tmp_path / "out.png"]
     assert outputs_for(["a/t1.png", "b/t2.png"], str(tmp_path)) == [tmp_path / "t1.png", tmp_path / "t2.png"]
-    with pytest.raises(ConfigError, match="named t1"):
+    with pytest.raises(CommandError, match="named t1"):
         outputs_for(["a/t1.png", "b/t1.png"], str(tmp_path))
 
 

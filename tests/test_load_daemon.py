@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from semantic_analogy.daemon.testing import running_daemon
+from daemon_fixtures import running_daemon
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.images import RGBAImage
 

@@ -1,4 +1,4 @@
-"""Run a real daemon inside the current process, for tests (ours and the plug-ins')."""
+"""Run a real daemon inside the current process, for tests (kept out of the shipped daemon package)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .config import DaemonConfig
-from .server import Daemon
+from semantic_analogy.daemon.config import DaemonConfig
+from semantic_analogy.daemon.server import Daemon
 
 
 @contextmanager
