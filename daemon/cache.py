@@ -4,7 +4,11 @@
     CACHE/work/<key>/     a training in progress or interrupted (the engine's checkpoint)
     CACHE/results/<job>/  a finished job's images (raw RGBA) + meta.json, complete or absent
     CACHE/tmp/            scratch; emptied at start
+    CACHE/daemon.lock     held (flock) by the one daemon using this cache; its PID and address
 
+One daemon per cache directory: ``acquire_daemon_lock`` refuses a second one, naming the first. Every
+write still uses a temporary name of its own (never a fixed ``NAME.tmp``) and one rename,
+so that even two writers could not move each other's half-written files into place.
 Nothing half-written ever sits under models/ or results/: both are built elsewhere and
 moved in with one rename, so a daemon killed at any moment leaves a cache the next one
 can use (``recover`` clears the scratch left behind). The total size is capped: the least
@@ -13,11 +17,14 @@ recently used entries go first, never those of the job being run.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +34,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MODELS, WORK, RESULTS, TMP = "models", "work", "results", "tmp"
+LOCK_FILE = "daemon.lock"
 DAEMON_META = "daemon.json"
 RESULT_META = "meta.json"
 ENGINE_WEIGHTS = "model.pt"  # written last by TrainedModel.save: its presence means complete
@@ -75,10 +83,23 @@ def _dir_size(path: Path) -> int:
     return total
 
 
+class CacheInUse(Exception):
+    """Another daemon holds the cache directory's lock; the message names it."""
+
+
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    # A name of its own in the same folder (so the rename stays on one filesystem).
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 class DiskCache:
@@ -91,6 +112,50 @@ class DiskCache:
             self.root.mkdir(parents=True, mode=0o700)  # users' photos and results: private
         for sub in (MODELS, WORK, RESULTS, TMP):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
+
+    # --- one daemon per cache -------------------------------------------------------
+
+    def acquire_daemon_lock(self, address: str) -> None:
+        """Take the cache's lock for this process's life; CacheInUse naming the holder if taken.
+
+        The lock is an flock on CACHE/daemon.lock, so the kernel releases it when the daemon
+        dies, however it dies; the file's text (PID, address) is only for the message.
+        """
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            pid, where = holder.get("pid", "?"), holder.get("address", "an unknown address")
+            raise CacheInUse(f"the cache directory {self.root} is in use by another daemon (PID {pid}, listening "
+                             f"on {where}); stop that one, or give this one another --cache-dir") from None
+        self._lock_fd = fd
+        self.set_lock_address(address)
+
+    def set_lock_address(self, address: str) -> None:
+        """Record where this daemon listens (known once it is bound) for a second one's message."""
+        if self._lock_fd is None:
+            return
+        text = json.dumps({"pid": os.getpid(), "address": address}).encode()
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, text, 0)
+
+    def release_daemon_lock(self) -> None:
+        if self._lock_fd is not None:
+            try:  # emptied first: a later reader must not name a daemon that has gone
+                os.ftruncate(self._lock_fd, 0)
+            except OSError:
+                pass
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     # --- start-up -----------------------------------------------------------------
 
@@ -133,8 +198,13 @@ class DiskCache:
             _write_json(work / DAEMON_META, {**meta, "key": key, "created": time.time()})
             if final.exists():  # trained twice (e.g. after a delete raced a job): keep one
                 shutil.rmtree(work, ignore_errors=True)
-            else:
+                return final
+            try:
                 os.rename(work, final)
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                shutil.rmtree(work, ignore_errors=True)  # another writer moved the same model in first
             return final
 
     def touch_model(self, key: str) -> None:
@@ -182,9 +252,7 @@ class DiskCache:
 
     def store_result(self, job_id: str, meta: dict, images: list[bytes]) -> None:
         with self.lock:
-            tmp = self.root / TMP / f"result-{_check_name(job_id)}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
+            tmp = Path(tempfile.mkdtemp(prefix=f"result-{_check_name(job_id)}-", dir=self.root / TMP))
             files = []
             for i, data in enumerate(images):
                 (tmp / f"{i}.rgba").write_bytes(data)

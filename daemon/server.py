@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from .. import __version__
 from ..protocol.errors import ProtocolError
 from ..protocol.version import PROTOCOL_VERSION, compatible
 from ..protocol.wire import DecodeError, Message, decode, encode
-from .cache import DiskCache
+from .cache import CacheInUse, DiskCache
 from .config import ConfigError, DaemonConfig
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobTable, QueueFull, new_job_id
 from .validation import check_id, parse_submit
@@ -30,6 +31,25 @@ from .worker import CANCEL_MESSAGES, Worker, parse_settings, resolve_device
 log = logging.getLogger(__name__)
 
 _OK, _BUSY, _GONE = "ok", "busy", "gone"
+
+# An absolute path in a message: /..., ~/... or C:\... A slash after a letter, digit, dot,
+# colon or another slash ("step 5/600", "gan/patch", "tcp://", "https://") is not one.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:\\-])~?/[^\s'\"`,;:()\[\]{}<>]+"
+                            r"|\b[A-Za-z]:\\[^\s'\"`,;:()\[\]{}<>]+")
+
+
+def without_paths(message: str) -> str:
+    """A message for a client with every absolute path cut to its last part.
+
+    Clients may be on other machines (CURVE), and the daemon's file system is none of
+    their business: messages are written without paths, and this catches those that come
+    from elsewhere (an exception's text). The daemon's log keeps the full text.
+    """
+    def last_part(m: re.Match) -> str:
+        parts = [q for q in re.split(r"[/\\]", m.group(0)) if q and q != "~" and not q.endswith(":")]
+        return parts[-1] if parts else "…"
+
+    return _ABSOLUTE_PATH.sub(last_part, message)
 
 
 class _Throttled:
@@ -105,6 +125,17 @@ class Daemon:
 
     def start(self) -> None:
         """Check the device, clean the cache, bind the socket, start the worker."""
+        try:  # before anything touches the cache: a second daemon would clean up the first one's files
+            self.cache.acquire_daemon_lock(self.config.bind)
+        except CacheInUse as e:
+            raise ConfigError(str(e)) from None
+        try:
+            self._start()
+        except BaseException:
+            self.cache.release_daemon_lock()
+            raise
+
+    def _start(self) -> None:
         from ..engine.errors import EngineError
 
         try:
@@ -140,6 +171,7 @@ class Daemon:
                               "running there? Pick another address with --bind") from None
         self._router = s
         self.endpoint = s.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.cache.set_lock_address(self.endpoint)
         if self.endpoint.startswith("ipc://"):
             try:  # only this user may talk to an ipc socket
                 os.chmod(self.endpoint[len("ipc://"):], 0o600)
@@ -201,6 +233,7 @@ class Daemon:
                 os.close(fd)
             except OSError:
                 pass
+        self.cache.release_daemon_lock()
         log.info("stopped")
 
     def _close_context(self) -> None:
@@ -254,6 +287,9 @@ class Daemon:
 
     def _finish(self, job: Job, state: str, kind: str, data: dict, images: list) -> None:
         self.table.finish(job, state)
+        logged = data
+        if "message" in data:  # kept as job.terminal: resent by watch and result, to any client
+            data = {**data, "message": without_paths(data["message"])}
         seq = self._send_event(job, kind, data, images)
         job.terminal = (seq, kind, data)
         took = f" in {job.finished - job.started:.1f} s" if job.started and job.finished else ""
@@ -263,7 +299,7 @@ class Daemon:
             log.info("job %s done%s (method %s, %s model %s)", job.id[:8], took, data.get("method"),
                      "cached" if data["cached"] else "trained", data["model_key"][:12])
         else:
-            log.info("job %s %s%s: %s [%s]", job.id[:8], state, took, data["message"], data["code"])
+            log.info("job %s %s%s: %s [%s]", job.id[:8], state, took, logged["message"], logged["code"])
 
     # --- sending ----------------------------------------------------------------------
 
@@ -285,7 +321,10 @@ class Daemon:
 
     def _reply_error(self, identity: bytes, reply_to: str | None, code: str, message: str, *,
                      field: str | None = None, job_id: str | None = None) -> None:
-        content: dict = {"code": code, "message": message}
+        sent = without_paths(message)
+        if sent != message:
+            log.info("error to client %s, sent without paths: %s [%s]", identity.hex()[:8], message, code)
+        content: dict = {"code": code, "message": sent}
         if field is not None:
             content["field"] = field
         if job_id is not None:

@@ -236,19 +236,28 @@ def save_result(img: RGBAImage, out: Path) -> Path:
 
 
 class _ProgressBar:
-    """A tqdm bar on stderr fed by job events."""
+    """A tqdm bar on stderr fed by job events; shown from the first queued or progress event
+    (a finished job's result, fetched at once, shows none)."""
 
     def __init__(self, enabled: bool, desc: str = "submitted") -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=0, unit="step", disable=not enabled, file=sys.stderr, desc=desc,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+        self.enabled, self.desc = enabled, desc
+        self._bar = None
         self.stage = None
         self.result_data: dict = {}
 
+    @property
+    def bar(self):
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=0, unit="step", disable=not self.enabled, file=sys.stderr, desc=self.desc,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                        "[{elapsed}<{remaining}{postfix}]")
+        return self._bar
+
     def __call__(self, ev: Event) -> None:
         if ev.instant:
-            if not self.bar.disable:
+            if self.enabled:
                 what = "patch" if ev.data.get("kind") == "patch" else "GAN"
                 self.bar.write(f"{what} preview ready ({ev.images[0].width}x{ev.images[0].height})",
                                file=sys.stderr)
@@ -268,7 +277,8 @@ class _ProgressBar:
             self.result_data = dict(ev.data)
 
     def close(self) -> None:
-        self.bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _check_job_id(job_id: str) -> str:
