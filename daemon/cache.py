@@ -83,7 +83,11 @@ def _dir_size(path: Path) -> int:
     return total
 
 
-class CacheInUse(Exception):
+class CacheError(Exception):
+    """The cache directory cannot be used; the message says why."""
+
+
+class CacheInUse(CacheError):
     """Another daemon holds the cache directory's lock; the message names it."""
 
 
@@ -123,13 +127,23 @@ class DiskCache:
         dies, however it dies; the file's text (PID, address) is only for the message.
         """
         path = self.root / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise CacheError(f"cannot use the cache directory {self.root}: {e.strerror}; give another "
+                             "--cache-dir") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
+                # A filesystem without locks (some network mounts): go on unguarded, since
+                # every write has a name of its own anyway, but say so.
+                log.warning("cannot lock %s (%s): nothing stops a second daemon from using this cache",
+                            path, e.strerror)
+                self._lock_fd = fd
+                self.set_lock_address(address)
+                return
+            os.close(fd)
             try:
                 holder = json.loads(path.read_text() or "{}")
             except (OSError, ValueError):

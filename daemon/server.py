@@ -22,7 +22,7 @@ from .. import __version__
 from ..protocol.errors import ProtocolError
 from ..protocol.version import PROTOCOL_VERSION, compatible
 from ..protocol.wire import DecodeError, Message, decode, encode
-from .cache import CacheInUse, DiskCache
+from .cache import CacheError, DiskCache
 from .config import ConfigError, DaemonConfig
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobTable, QueueFull, new_job_id
 from .validation import check_id, parse_submit
@@ -127,7 +127,7 @@ class Daemon:
         """Check the device, clean the cache, bind the socket, start the worker."""
         try:  # before anything touches the cache: a second daemon would clean up the first one's files
             self.cache.acquire_daemon_lock(self.config.bind)
-        except CacheInUse as e:
+        except CacheError as e:
             raise ConfigError(str(e)) from None
         try:
             self._start()
