@@ -541,7 +541,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                                           "and wait. Ctrl-C stops waiting, not the job.")
     p.add_argument("job_id", metavar="JOB_ID", help="the job id (32 hex characters)")
     p.add_argument("--out", required=True,
-                   help="output file (a job with one target) or folder (one NAME.png per target)")
+                   help="output file (a job with one target) or folder (one NAME.png per target; a name "
+                        "without an extension is a folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_client_options(p)
     p.set_defaults(func=cmd_result)
