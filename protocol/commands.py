@@ -138,8 +138,8 @@ def _load_image(path: str, max_pixels: int | None = None) -> RGBAImage:
 
     w, h = _probe_image(path)
     if max_pixels and w * h > max_pixels:
-        raise CommandError(f"{path} is {w}x{h} ({w * h / 1e6:.1f} megapixels), more than the daemon's limit of "
-                           f"{max_pixels / 1e6:.1f} megapixels (its --max-pixels); scale it down")
+        raise CommandError(f"{path} is {w}x{h} ({w * h:,} pixels), more than the daemon's limit of "
+                           f"{max_pixels:,} pixels (its --max-pixels); scale it down")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -304,3 +304,16 @@ def test_without_paths_keeps_what_is_not_a_path():
     assert without_paths("in ~/sa/cache and C:\\Users\\me\\x.png") == "in cache and x.png"
     same = "step 5/600, gan/patch, tcp://127.0.0.1:5555, https://example.org/a/b, ipc:///run/x.sock"
     assert without_paths(same) == same
+
+
+def test_submit_refuses_an_image_over_the_daemons_pixel_limit_before_decoding_it(tmp_path):
+    from semantic_analogy.daemon.config import Limits
+
+    files = [save_png(im, tmp_path / f"{n}.png") for n, im in
+             (("img", photo(10)), ("labels", label_map(20)), ("t1", label_map(30)))]
+    with running_daemon(tmp_path / "cache", limits=Limits(max_pixels=1000), cpu_threads=1) as d:
+        proc = cli("submit", *files, "--out", str(tmp_path / "o.png"), "--address", d.endpoint)
+        assert proc.returncode == 2
+        one_error_line(proc, f"is {W}x{H} ({W * H:,} pixels), more than the daemon's limit of 1,000 pixels")
+        with Client(d.endpoint) as c:
+            assert sum(c.status()["jobs"].values()) == 0, "no job was sent"
