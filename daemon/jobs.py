@@ -13,7 +13,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol.schema import DEFAULT_METHOD
+from ..protocol.schema import OMITTED_METHOD
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = frozenset({DONE, FAILED, CANCELLED})
@@ -36,7 +36,7 @@ class Job:
     labels: Any = None
     targets: list = field(default_factory=list)
     cancel_if_silent: float | None = None
-    method: str = DEFAULT_METHOD  # gan, patch or gan+patch (protocol/schema.py METHODS)
+    method: str = OMITTED_METHOD  # gan, patch or gan+patch (protocol/schema.py METHODS)
     client: str = ""
     state: str = QUEUED
     created: float = field(default_factory=time.time)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..protocol.errors import ProtocolError
 from ..protocol.images import RGBAImage
-from ..protocol.schema import DEFAULT_METHOD, check_method
+from ..protocol.schema import OMITTED_METHOD, check_method
 from .config import Limits
 
 MAX_NAME_LEN = 200
@@ -33,7 +33,7 @@ class SubmitRequest:
     cancel_if_silent: float | None
     width: int
     height: int
-    method: str = DEFAULT_METHOD
+    method: str = OMITTED_METHOD
 
 
 def to_array(img: RGBAImage) -> np.ndarray:

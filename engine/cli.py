@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..protocol.schema import DEFAULT_METHOD, METHODS
+from ..protocol.schema import DEFAULT_METHOD, METHODS, TRAINED_DEFAULT_METHOD
 from .errors import EngineError, LabelError
 from .presets import MAX_PIXELS, PRESETS, TrainSettings
 
@@ -61,11 +61,11 @@ def _pixels(text: str) -> int | None:
     return n or None
 
 
-def _add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
-                   help="gan: the GAN's output; patch: label-guided patch synthesis alone (no training); "
-                        "gan+patch: the GAN's output guides patch synthesis from the full-resolution photo "
-                        f"(default: {DEFAULT_METHOD})")
+def _add_output_options(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--method", default=default, choices=METHODS,
+                   help="patch: label-guided patch synthesis from the full-resolution photo, no training; "
+                        "gan+patch: a GAN trained on the photo guides the patch synthesis; gan: the GAN's "
+                        f"output alone (default: {default}; see README, Methods)")
     p.add_argument("--json-progress", action="store_true", help="print one JSON object per progress event on stdout")
     p.add_argument("--resize-targets", action="store_true", help="resize targets of another size to the image's size")
 
@@ -284,11 +284,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("targets", nargs="+", metavar="TARGET", help="target label map(s), same size as the image")
     p.add_argument("--out", required=True, help="output file (one target) or folder (several: one PNG per target)")
     _add_device(p)
-    _add_output_options(p)
+    _add_output_options(p, TRAINED_DEFAULT_METHOD)
     _add_max_pixels(p)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("run", help="train (or reuse a trained model) and apply: IMAGE LABELS TARGET... --out")
+    p = sub.add_parser("run", help="make the analogy: IMAGE LABELS TARGET... --out (the gan methods train, or reuse a trained model)")
     p.add_argument("image")
     p.add_argument("labels")
     p.add_argument("targets", nargs="+", metavar="TARGET")
@@ -296,7 +296,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="folder for the model (default: a cache keyed by the inputs and settings)")
     p.add_argument("--retrain", action="store_true", help="train even if a cached model exists")
     _add_training_options(p)
-    _add_output_options(p)
+    _add_output_options(p, DEFAULT_METHOD)
     _add_max_pixels(p)
     p.set_defaults(func=cmd_run)
 

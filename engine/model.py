@@ -18,7 +18,7 @@ from .labels import Palette
 from .networks import Generator
 from .presets import TrainSettings
 from .source import Source, one_hot, to_tensor, to_uint8
-from .synthesis import DEFAULT_METHOD, render
+from .synthesis import TRAINED_DEFAULT_METHOD, render
 
 FORMAT_VERSION = 1
 WEIGHTS, META, SOURCE_IMAGE, SOURCE_LABELS = "model.pt", "model.json", "source.png", "labels.png"
@@ -54,14 +54,14 @@ class TrainedModel:
             out, _ = self.G(self._image, self._src_onehot, one_hot(work, self.palette.num_classes))
         return to_uint8(out)
 
-    def apply(self, target: np.ndarray, method: str = DEFAULT_METHOD, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    def apply(self, target: np.ndarray, method: str = TRAINED_DEFAULT_METHOD, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """A target label map (H, W, 3|4) uint8 -> the result (H, W, 3) uint8 at full resolution.
 
         method: "gan", "patch" or "gan+patch" (see engine/synthesis.py).
         """
         return self.render(self.source.decode_target(target), method, should_stop)
 
-    def render(self, target_index: np.ndarray, method: str = DEFAULT_METHOD,
+    def render(self, target_index: np.ndarray, method: str = TRAINED_DEFAULT_METHOD,
                should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """`apply` for a target already decoded to this model's classes (full resolution)."""
         return render(method, self.source, target_index, generator=self.synthesize,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 # Method names are defined once, in the protocol: the plug-ins offer the same (without torch).
-from ..protocol.schema import DEFAULT_METHOD, METHODS
+from ..protocol.schema import DEFAULT_METHOD, METHODS, TRAINED_DEFAULT_METHOD  # noqa: F401  (re-exported)
 from .compose import compose, edited_region
 from .errors import EngineError
 from .patch_synthesis import dilate, synthesize as patch_synthesize

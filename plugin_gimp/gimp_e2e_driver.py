@@ -104,7 +104,8 @@ try:
     REPORT["image_size"] = [image.get_width(), image.get_height()]
     watched = {"photo": photo, "labels": labels, "target labels": target, "odd colours": bad}
     before = {name: digest(layer) for name, layer in watched.items()}
-    common = {"preset": "tiny", "steps": CFG["steps"], "address": CFG["address"]}
+    # The trained method, named: the dialog's default is patch, which trains nothing.
+    common = {"preset": "tiny", "steps": CFG["steps"], "address": CFG["address"], "method": "gan+patch"}
 
     if CFG.get("hide_flag"):
         # GIMP started while pyzmq was hidden from the plug-in: it must still have

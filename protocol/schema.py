@@ -51,11 +51,17 @@ HEADER_FIELDS: tuple[Field, ...] = (
 
 _JOB = (_f("job_id", "str"),)
 
-# How a job makes its result (protocol 1.1); the engine's synthesis methods, by the same
-# names (engine/synthesis.py METHODS; a test keeps the two equal). Kept here as well
-# because the protocol must not import the engine (no torch in the plug-ins).
+# How a job makes its result (protocol 1.1), defined here once: the engine, the daemon,
+# the CLI and the plug-ins all take the names from this module (the plug-ins cannot import
+# the engine: no torch there).
 METHODS: tuple[str, ...] = ("gan", "patch", "gan+patch")
-DEFAULT_METHOD = "gan+patch"
+# What a front end (CLI, plug-in) picks when the user chooses none: `patch`, the method that
+# is best or tied on every family of the known-answer benchmark and needs no training
+# (BENCHMARKS.md, "Known answers"); `gan+patch` when a trained model is already in hand.
+DEFAULT_METHOD = "patch"
+TRAINED_DEFAULT_METHOD = "gan+patch"
+# What a submit *without* `method` gets: 1.0 clients, which always trained (SPEC.md, 1.1).
+OMITTED_METHOD = "gan+patch"
 
 MESSAGES: dict[str, MessageSpec] = {
     spec.name: spec
@@ -206,9 +212,9 @@ LIMIT_NAMES = ("max_pixels", "max_targets", "max_queue", "max_message_bytes")
 
 
 def check_method(value: object) -> str:
-    """A submit's ``method`` (nil: the default) -> one of METHODS; BAD_VALUE naming the choices."""
+    """A submit's ``method`` (nil: OMITTED_METHOD) -> one of METHODS; BAD_VALUE naming the choices."""
     if value is None:
-        return DEFAULT_METHOD
+        return OMITTED_METHOD
     if not isinstance(value, str) or value not in METHODS:
         shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
         raise ProtocolError(

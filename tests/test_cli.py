@@ -54,9 +54,11 @@ def test_train_apply_eval_end_to_end(files, tmp_path):
 def test_run_trains_then_reuses_the_cached_model(files, tmp_path, monkeypatch):
     img, lab, tgt = files
     monkeypatch.setenv("SEMANTIC_ANALOGY_CACHE", str(tmp_path / "cache"))
-    first = run("run", img, lab, tgt, "--out", tmp_path / "a.png", "--preset", "tiny", "--steps", "3")
+    first = run("run", img, lab, tgt, "--out", tmp_path / "a.png", "--preset", "tiny", "--steps", "3",
+                "--method", "gan+patch")
     assert "wrote" in first.stdout and (tmp_path / "a.png").is_file()
-    second = run("run", img, lab, tgt, "--out", tmp_path / "b.png", "--preset", "tiny", "--steps", "3")
+    second = run("run", img, lab, tgt, "--out", tmp_path / "b.png", "--preset", "tiny", "--steps", "3",
+                 "--method", "gan+patch")
     assert "using the trained model" in second.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
 

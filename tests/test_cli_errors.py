@@ -35,7 +35,7 @@ def files(tmp_path):
 
 
 # Enough steps that training, had it started, would emit progress events before failing.
-TRAIN = ("--preset", "tiny", "--steps", "50", "--json-progress")
+TRAIN = ("--preset", "tiny", "--steps", "50", "--json-progress", "--method", "gan+patch")
 
 
 def test_output_under_an_existing_file(files, tmp_path):
@@ -64,7 +64,7 @@ def test_output_in_a_folder_without_write_permission(files, tmp_path):
 
 def test_model_folder_under_a_file(files, tmp_path):
     img, lab, _ = files
-    err = fails("train", img, lab, "--model", img / "model", *TRAIN)
+    err = fails("train", img, lab, "--model", img / "model", *TRAIN[:-2])  # train has no --method
     assert "is a file, not a folder" in err
     err = fails("run", img, lab, files[2], "--out", tmp_path / "o.png", "--model", img / "m", *TRAIN)
     assert "is a file, not a folder" in err

@@ -189,14 +189,14 @@ def test_bad_arguments_say_what_to_fix(logic, values, message):
 def test_method_argument(logic):
     base = {"source": "selected-layer", "preset": "tiny", "size": 0, "steps": 0, "seed": 0, "address": ""}
     # Absent or empty (an older saved config): the protocol's default.
-    assert logic.parse_job_args(base).method == "gan+patch"
-    assert logic.parse_job_args({**base, "method": ""}).method == "gan+patch"
+    assert logic.parse_job_args(base).method == "patch"
+    assert logic.parse_job_args({**base, "method": ""}).method == "patch"
     for method in ("gan", "patch", "gan+patch"):
         args = logic.parse_job_args({**base, "method": method})
         assert args.method == method
         # The method is no training setting: the same model key serves every method.
         assert "method" not in logic.build_settings(args)
-    with pytest.raises(logic.PluginError, match=r'Unknown method "GAN"; use one of: gan\+patch, gan, patch'):
+    with pytest.raises(logic.PluginError, match=r'Unknown method "GAN"; use one of: patch, gan\+patch, gan'):
         logic.parse_job_args({**base, "method": "GAN"})
     # Labels a painter understands: no nicks, no jargon-only words.
     labels = [label for _, label, _ in logic.METHODS]
@@ -267,7 +267,9 @@ def test_progress_text_from_events(logic):
     assert logic.progress_update("queued", {"position": 2}) == (
         0.0, "Semantic Analogy: waiting, 2 jobs ahead on the engine"
     )
-    assert logic.progress_update("queued", {"position": 0})[1] == "Semantic Analogy: starting"
+    assert logic.progress_update("queued", {"position": 0}, "gan+patch")[1] == "Semantic Analogy: starting"
+    # The default method trains nothing: it says what it does instead.
+    assert "photo's patches" in logic.progress_update("queued", {"position": 0})[1]
     assert "making the result" in logic.progress_update("progress", {"stage": "apply", "step": 1, "total": 1})[1]
     assert logic.progress_update("preview", {}) == (None, None)
     # Malformed data from a newer daemon must not break the plug-in.

@@ -127,7 +127,7 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     # The Method combo starts at the default; the instant patch result reached the docker
     # during the first Train (before its finished signal), first of its previews, scaled
     # as the daemon sends it, captioned as what it is, with "Keep this result" offered.
-    assert result["method_default"] == "gan+patch", report
+    assert result["method_default"] == "patch", report
     train_previews = [p for p in result["previews"] if p["phase"] == "train"]
     assert train_previews and train_previews[0]["instant"], result["previews"]
     first = train_previews[0]

@@ -186,17 +186,17 @@ def test_train_settings_dict_and_validation():
 def test_method_is_remembered_per_document_and_old_files_get_the_default(tmp_path):
     path = tmp_path / "settings.json"
     store = SettingsStore.load(path)
-    store.set_document("a", DocSettings(method="patch"))
+    store.set_document("a", DocSettings(method="gan"))
     store.set_document("b", DocSettings())
     store.save()
     again = SettingsStore.load(path)
-    assert again.for_document("a").method == "patch" and again.for_document("b").method == "gan+patch"
+    assert again.for_document("a").method == "gan" and again.for_document("b").method == DEFAULT_METHOD
     # A file from before the Method combo, and a hand-edited nonsense value.
     path.write_text(json.dumps({"documents": {"old": {"settings": {"preset": "tiny"}},
                                               "odd": {"settings": {"method": ["gan"]}}}}))
     store = SettingsStore.load(path)
     assert store.for_document("old") == DocSettings(preset="tiny")
-    assert store.for_document("old").method == DEFAULT_METHOD == "gan+patch"
+    assert store.for_document("old").method == DEFAULT_METHOD == "patch"
     assert store.for_document("odd").method == DEFAULT_METHOD
     assert DocSettings.from_dict(DocSettings(method="gan").to_dict()).method == "gan"
 
@@ -238,7 +238,7 @@ def test_build_request_checks_sizes_and_emptiness():
 def test_request_carries_the_method_and_keep_resubmits_with_patch():
     r = Rect(0, 0, 4, 3)
     req = build_request(r, img(4, 3), img(4, 3), [img(4, 3)], ["Target 1"], {"preset": "tiny"}, "train")
-    assert req.method == "gan+patch"
+    assert req.method == "patch", "the protocol's default"
     req = build_request(r, img(4, 3), img(4, 3), [img(4, 3)], ["Target 1"], {"preset": "tiny"}, "train",
                         method="gan")
     assert req.method == "gan" and "method" not in req.settings

@@ -42,18 +42,19 @@ METHOD_PATCH = "patch"
 METHOD_GAN_PATCH = "gan+patch"
 METHODS: tuple[tuple[str, str, str], ...] = (
     (
+        METHOD_PATCH,
+        "Photo patches by the labels (instant, no training)",
+        "The photo's own patches re-arranged by the labels: no training, full size in seconds; "
+        "as good as the trained methods in our tests",
+    ),
+    (
         METHOD_GAN_PATCH,
-        "Trained, with the photo's own detail (best)",
-        "The trained network lays the image out, then the photo's own patches give it crisp detail",
+        "Trained network, with the photo's own detail",
+        "A network trained on the photo (minutes) lays the image out, then the photo's own patches give it detail",
     ),
     (METHOD_GAN, "Trained network only", "The trained network's output as it is (softer)"),
-    (
-        METHOD_PATCH,
-        "Instant: photo patches, no training",
-        "The photo's own patches re-arranged by the labels alone: no training, full size in seconds",
-    ),
 )
-DEFAULT_METHOD = METHOD_GAN_PATCH
+DEFAULT_METHOD = METHOD_PATCH
 
 SOURCE_SELECTED = "selected-layer"
 SOURCE_VISIBLE = "visible-image"

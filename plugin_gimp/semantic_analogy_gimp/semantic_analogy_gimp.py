@@ -413,8 +413,8 @@ class SemanticAnalogy(Gimp.PlugIn):
             "source", "_Photo", "Where the photo comes from", _choice(logic.SOURCES), logic.SOURCE_SELECTED, rw
         )
         procedure.add_choice_argument(
-            "method", "_Method", "How the result is made: gan+patch (trained, with the photo's detail), "
-            "gan (the trained network only) or patch (instant, no training)",
+            "method", "_Method", "How the result is made: patch (instant, no training; the default), "
+            "gan+patch (trained, with the photo's detail) or gan (the trained network only)",
             _choice(logic.METHODS), logic.DEFAULT_METHOD, rw,
         )
         procedure.add_choice_argument(

@@ -135,6 +135,8 @@ class Driver:
         docker.preset.setCurrentIndex(docker.preset.findData(cfg["preset"]))
         docker.steps.setValue(cfg["steps"])
         self.result["method_default"] = docker.method.currentData()
+        # The default (patch) trains nothing: this first Train is the trained method's.
+        docker.method.setCurrentIndex(docker.method.findData("gan+patch"))
         self.on_finished(self.after_train)
         self.t_train = time.time()
         self.phase = "train"
