@@ -239,10 +239,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     _outputs_for(args.targets, args.out)
     _check_model_folder(args.model)
     _settings(args)
-    from .analogy import FolderStore
     from .imageio import load_image, load_label_map
 
     image, labels = load_image(args.image, args.max_pixels), load_label_map(args.labels, args.max_pixels)
+    from .analogy import FolderStore  # torch: only once the inputs are known to be readable
+
     store = FolderStore(root=cache_dir() / "models", folder=Path(args.model) if args.model else None,
                         retrain=args.retrain)
     return _analogy(args, image, labels, store=store)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,13 +90,25 @@ class TrainedModel:
         save_image(d / SOURCE_IMAGE, self.source.image)
         save_image(d / SOURCE_LABELS, self.source.labels)
         meta = self.metadata()
-        tmp = d / (META + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, d / META)
-        tmp = d / (WEIGHTS + ".tmp")
-        torch.save({"meta": meta, "G": self.G.state_dict()}, tmp)
-        os.replace(tmp, d / WEIGHTS)
+        with replacing(d / META) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
+        with replacing(d / WEIGHTS) as tmp:
+            torch.save({"meta": meta, "G": self.G.state_dict()}, tmp)
         return d
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, unique to this writer, renamed onto `path` when the
+    block succeeds and removed when it fails: two writers never share a temporary name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_model(directory: str | os.PathLike, device: str = "auto") -> TrainedModel:

@@ -25,7 +25,7 @@ from .augment import augmentation_strength, random_warp
 from .device import autocast, resolve_device
 from .errors import Cancelled
 from .features import build_feature_extractor
-from .model import TrainedModel
+from .model import TrainedModel, replacing
 from .networks import Generator, LightDeepLabV3, PatchDiscriminator
 from .presets import TrainSettings
 from .progress import Progress
@@ -174,9 +174,8 @@ class Trainer:
 
 
 def _save_checkpoint(path: Path, trainer: Trainer, key: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"key": key, **trainer.state_dict()}, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint
+    with replacing(path) as tmp:  # never leave a half-written checkpoint
+        torch.save({"key": key, **trainer.state_dict()}, tmp)
 
 
 def train(

@@ -88,8 +88,6 @@ def test_client_commands_import_no_torch_nor_numpy(tmp_path, images, case):
         assert len(err.strip().splitlines()) == 1, err  # one line that says what is wrong
 
 
-@pytest.mark.xfail(reason="engine/cli.py's run imports the engine (torch) before it reads the image; "
-                          "left to the engine's refactor (issue 13)", strict=False)
 def test_run_with_a_bad_path_imports_no_torch(tmp_path, images):
     rc, loaded, _, err = run_cli(tmp_path, "run", "nope.png", images[1], images[2], "--out", "o.png")
     assert rc == 2 and "nope.png" in err
