@@ -72,6 +72,9 @@ class PatchSettings:
     coherence: float = 0.3  # cost discount for matches continuing a neighbour's (see patchmatch)
     fill_weight: float = 0.5  # weight of the smooth colour sketch (vs estimate_weight) that starts `patch` mode
     search_pixels: int = 2_000_000  # finer levels with more pixels inherit their matches without searching
+    # The vote window at those levels: their matches are the coarser level's, upsampled, so
+    # neighbours already agree and a wide window only repeats the same votes (5x the time).
+    inherit_vote: int = 3
     vote_sigma: float = 0.0  # Gaussian fall-off of votes from their patch centre (0: uniform)
     # At levels finer than the guide its weight is scaled by (guide size / level size) ** this: an
     # upscaled guide holds no detail beyond its own resolution, the source patches do.
@@ -677,8 +680,8 @@ def _synthesize_level(
             index = ClassIndex.build(lv.src_lab, num_classes)
             grid[free[bad]] = index.draw(tl_free[bad], gen)
 
-    def vote() -> torch.Tensor:
-        colours = _vote(grid.view(bh, bw), free, fy, fx, tl_free, full_src, src_lab_flat, (h, w), k, st.vote_sigma)
+    def vote(window: int = k) -> torch.Tensor:
+        colours = _vote(grid.view(bh, bw), free, fy, fx, tl_free, full_src, src_lab_flat, (h, w), window, st.vote_sigma)
         centre = full_src.index_select(0, ident).float()
         delta = torch.zeros(bh, bw, 3, device=dev)
         delta.view(-1, 3)[free] = colours - centre
@@ -687,7 +690,8 @@ def _synthesize_level(
     if prev is not None and h * w > st.search_pixels:
         # Large levels only inherit the matches: the coarser level decided the layout, and
         # copying full-resolution source pixels along its matches keeps the detail crisp.
-        return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": vote(), "cost": prev["cost"]}
+        return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": vote(min(k, st.inherit_vote)),
+                "cost": prev["cost"]}
 
     index = index or ClassIndex.build(lv.src_lab, num_classes)
     reach = k
