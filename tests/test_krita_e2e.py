@@ -110,9 +110,14 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
                            "Target 2 → analogy (3)", "Target 2 → analogy (4)"}, report
     for r in layers.values():
         assert r["bounds"] == [0, 0, w, h] and (r["model"], r["depth"]) == ("RGBA", "U8")
-    # Placed above the source photo; the source layers are untouched.
+        assert r["visible"], r
+    # Placed above the topmost of the source and label layers (so it is seen while they are
+    # shown), the newest on top, and the status line says so; the source layers are untouched.
     stack = result["layers_before_helpers"]  # bottom to top
-    assert stack[:3] == ["Photo", "Target 2 → analogy", "Target 1 → analogy"], stack
+    assert stack == ["Photo", "Labels", "Target 1", "Target 1 → analogy", "Target 2", "Target 2 → analogy"], stack
+    assert "“Target 1 → analogy” on top of the label layers" in result["train"]["message"], result["train"]
+    assert result["layers"][-3:] == ["Target 2 → analogy (2)", "Target 2 → analogy (3)",
+                                     "Target 2 → analogy (4)"], result["layers"]
     assert (rgb(out / "photo_after.png") == rgb(files["image"])).all()
 
     check_follows_target(out / "result_train.png", files["image"], files["labels"], files["target"])

@@ -475,3 +475,89 @@ def test_a_result_of_the_wrong_size_is_refused(krita, controller):
     (short, _), = controller.rec.of("failed")
     assert short == f"The engine returned 3×2 pixels for a {W}×{H} area."
     assert doc.stack() == ["Photo", "Labels", "Target 1"]
+
+
+# ---------------------------------------------------------------- where results go (issue 10)
+def run_to_result(controller, doc, sel, n_images=1):
+    assert controller.run(doc, sel, DocSettings(), "train", address=":5555")
+    pump(controller)
+    client = FakeClient.instances[-1]
+    job = f"job-{len(client.submits)}"
+    client.events = [result_event(job, [rgba_image(W, H) for _ in range(n_images)])]
+    controller._tick()
+    assert controller.rec.of("finished")[-1] == (True,), controller.rec.of("failed")
+
+
+def test_results_go_above_the_label_layers_newest_on_top_and_say_so(krita, controller):
+    from semantic_analogy_krita import krita_io
+
+    doc = paint_doc(krita)
+    sel = selection(krita_io, doc)
+    run_to_result(controller, doc, sel)
+    assert doc.stack() == ["Photo", "Labels", "Target 1", "Target 1 → analogy"]
+    run_to_result(controller, doc, sel)
+    assert doc.stack() == ["Photo", "Labels", "Target 1", "Target 1 → analogy", "Target 1 → analogy (2)"]
+    assert controller.rec.of("resultAdded") == [
+        ("Target 1 → analogy", "on top of the label layers"),
+        ("Target 1 → analogy (2)", "on top of the label layers and earlier results")]
+    # what the painter sees: the newest result covers the (visible, opaque) label layers
+    shown = doc.rootNode().projectionPixelData(0, 0, W, H)
+    assert shown == bytes([7, 8, 9, 255]) * (W * H)
+    assert all(n.visible() for n in doc.topLevelNodes())
+
+
+def test_a_layer_of_the_users_above_everything_stays_on_top(krita, controller):
+    from semantic_analogy_krita import krita_io
+
+    doc = paint_doc(krita)
+    doc.add_paint_layer("Sketch", RED_BGRA, rect=(0, 0, 1, 1))
+    run_to_result(controller, doc, selection(krita_io, doc))
+    assert doc.stack() == ["Photo", "Labels", "Target 1", "Target 1 → analogy", "Sketch"]
+    assert controller.rec.of("resultAdded")[-1] == ("Target 1 → analogy", "on top of the label layers, under “Sketch”")
+
+
+def test_label_layers_in_a_group_put_the_result_above_the_group(krita, controller):
+    from semantic_analogy_krita import krita_io
+
+    doc = krita.createDocument(W, H, "t", "RGBA", "U8", "", 72.0)
+    doc.add_paint_layer("Photo", gradient_bgra(W, H))
+    group = doc.add_group("Painting")
+    doc.add_paint_layer("Labels", flat(RED_BGRA), parent=group)
+    target = bytearray(flat(RED_BGRA))
+    target[:4] = GREEN_BGRA
+    doc.add_paint_layer("Target 1", bytes(target), parent=group)
+    doc.add_paint_layer("Notes", RED_BGRA, rect=(0, 0, 1, 1))
+    sel = selection(krita_io, doc)
+    assert sel.labels_uid and sel.target_uid
+    run_to_result(controller, doc, sel)
+    assert doc.stack() == ["Photo", "Painting", "Target 1 → analogy", "Notes"]
+    assert [n.name() for n in group.childNodes()] == ["Labels", "Target 1"]
+
+
+def test_two_targets_in_one_job_stack_in_order(krita, controller):
+    from semantic_analogy_krita import krita_io
+
+    doc = paint_doc(krita)
+    sel = selection(krita_io, doc)
+    assert controller.run(doc, sel, DocSettings(), "train", address=":5555")
+    pump(controller)
+    controller._job["names"] = ["Target 1", "Target 2"]  # as a job with two targets has them
+    FakeClient.instances[0].events = [result_event("job-1", [rgba_image(W, H), rgba_image(W, H)])]
+    controller._tick()
+    assert doc.stack()[-2:] == ["Target 1 → analogy", "Target 2 → analogy"]
+    assert controller.rec.of("resultAdded")[-1] == ("Target 2 → analogy", "above “Target 1 → analogy”")
+
+
+def test_placement_rules_without_krita():
+    def info(uid, name, index, depth=0):
+        return L.LayerInfo(uid, name, "paintlayer", name, True, index, depth)
+
+    layers = [info("p", "Photo", 0), info("l", "Labels", 1), info("x", "Sketch", 2), info("t", "Target 1", 3)]
+    sel = L.Selection("p", "l", "t")
+    assert L.result_placement(layers, sel) == L.Placement("t", "on top of the label layers")
+    # the visible image as source; a label-named layer the user did not choose still counts
+    layers = [info("p", "Photo", 0), info("l", "my labels", 1), info("o", "Labels old", 2), info("s", "Sky", 3)]
+    assert L.result_placement(layers, L.Selection(L.VISIBLE_IMAGE, "l", "")) == \
+        L.Placement("o", "on top of the label layers, under “Sky”")
+    # everything chosen was deleted meanwhile: on top of the document
+    assert L.result_placement([info("s", "Sky", 0)], sel) == L.Placement("", "on top of the layers")

@@ -42,7 +42,7 @@ class Controller(QObject):
     progressChanged = pyqtSignal(int, str)  # percent (-1: unknown), caption
     previewReady = pyqtSignal(object, str, bool)  # QImage, caption, instant result?
     keepAvailable = pyqtSignal(bool)  # whether keep_instant() can take an instant result now
-    resultAdded = pyqtSignal(str)  # name of the new layer
+    resultAdded = pyqtSignal(str, str)  # name of the new layer, where it went ("on top of the label layers")
     failed = pyqtSignal(str, str)  # short message, full text to copy
     finished = pyqtSignal(bool)  # True when a job ended with a result
 
@@ -196,8 +196,8 @@ class Controller(QObject):
                                 settings.train_settings(), mode, labels_name=f"The label layer “{labels.name()}”",
                                 method=settings.method)
         # has_target: a Train without target only reconstructs the photo; nothing worth keeping early.
-        placement = {"doc": doc, "region": region, "names": names, "has_target": target is not None,
-                     "above_uid": source.uniqueId().toString() if source is not None else None}
+        # sel: the result goes above these layers (L.result_placement), decided when it arrives.
+        placement = {"doc": doc, "region": region, "names": names, "has_target": target is not None, "sel": sel}
         return request, placement
 
     def _submit_blocking(self, request: Request):
@@ -351,7 +351,9 @@ class Controller(QObject):
             infos, nodes = krita_io.walk(doc)
         except Exception as e:  # RuntimeError from a deleted C++ document
             raise L.SelectionError("The document was closed before the result arrived.") from e
-        above = nodes.get(job["above_uid"]) if job["above_uid"] else None
+        place = L.result_placement(infos, job["sel"])
+        above = nodes.get(place.above_uid)
+        where = place.where
         existing = [i.name for i in infos]
         for name, im in zip(job["names"], images):
             if (im.width, im.height) != (region.width, region.height):
@@ -360,9 +362,11 @@ class Controller(QObject):
                 )
             layer_name = L.result_name(name, existing)
             existing.append(layer_name)
-            krita_io.add_result_layer(doc, above, layer_name, region, make_opaque(im.data))
-            log.info("added result layer %r", layer_name)
-            self.resultAdded.emit(layer_name)
+            # Several targets: each result right above the one before, so the newest is on top.
+            above = krita_io.add_result_layer(doc, above, layer_name, region, make_opaque(im.data))
+            log.info("added result layer %r %s", layer_name, where)
+            self.resultAdded.emit(layer_name, where)
+            where = f"above “{layer_name}”"
 
     def _end_job(self) -> None:
         was_busy = self._job_id is not None or self._job is not None

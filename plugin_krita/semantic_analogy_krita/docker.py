@@ -476,9 +476,10 @@ class SemanticAnalogyDocker(DockWidget):
         self.keep_btn.setVisible(on)
         self.keep_btn.setEnabled(on)
 
-    def _on_result(self, name: str) -> None:
+    def _on_result(self, name: str, where: str = "") -> None:
         self._trained_doc = self._doc_key
-        self.show_info(f"Added the layer “{name}”. Delete it to undo; the source layers are unchanged.")
+        place = f" {where}" if where else ""
+        self.show_info(f"Added layer “{name}”{place}. Delete it to undo; the source layers are unchanged.")
 
     def _on_finished(self, ok: bool) -> None:
         if not ok:

@@ -85,7 +85,8 @@ def region_for(doc, source_node) -> Rect:
 
 
 def add_result_layer(doc, above, name: str, region: Rect, rgba: bytes):
-    """A new paint layer with the result at `region`, directly above `above` (or on top).
+    """A new paint layer with the result at `region`, directly above `above` (or on top
+    of the document); where that is, layers.result_placement decides.
 
     Only adds a node: deleting it undoes everything the plugin did.
     """

@@ -195,6 +195,53 @@ def hidden_for_visible_image(layers: Sequence[LayerInfo], sel: Selection) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a result layer goes: at the top level, right above `above_uid` ("": on top of
+    the document), and the words for the status line (“on top of the label layers”)."""
+
+    above_uid: str
+    where: str
+
+
+def _top_level_of(layers: Sequence[LayerInfo]) -> dict[str, LayerInfo]:
+    """uid -> its top-level layer (itself at depth 0, else the group it lies in): the walk
+    lists a group right before its contents, so it is the last depth-0 layer before."""
+    out: dict[str, LayerInfo] = {}
+    top: Optional[LayerInfo] = None
+    for layer in sorted(layers, key=lambda l: l.index):
+        if layer.depth == 0:
+            top = layer
+        if top is not None:
+            out[layer.uid] = top
+    return out
+
+
+def result_placement(layers: Sequence[LayerInfo], sel: Selection) -> Placement:
+    """Results go above the topmost of the source, the label layers (the chosen ones and
+    any named like labels or targets) and earlier results, so that they are seen while the
+    label layers are shown, and the newest is on top; at the top level, so that no group's
+    blending or hiding covers them. Layers of the user's own above all those stay above."""
+    top_of = _top_level_of(layers)
+    chosen = {sel.source_uid, sel.labels_uid, sel.target_uid} - {"", VISIBLE_IMAGE}
+    anchors = [l for l in layers if l.uid in chosen or is_label_name(l.name) or is_target_name(l.name)
+               or is_result_name(l.name)]
+    tops = [top_of[l.uid] for l in anchors if l.uid in top_of]
+    anchor = _topmost(tops)
+    if anchor is None:  # the chosen layers were deleted while the engine worked
+        return Placement("", "on top of the layers")
+    over_results = any(is_result_name(l.name) and top_of.get(l.uid) == anchor for l in anchors)
+    where = "on top of the label layers and earlier results" if over_results else "on top of the label layers"
+    above = [l for l in layers if l.depth == 0 and l.index > anchor.index]
+    if above:
+        where += f", under “{_bottommost(above).name}”"
+    return Placement(anchor.uid, where)
+
+
+def _bottommost(candidates: Iterable[LayerInfo]) -> LayerInfo:
+    return min(candidates, key=lambda l: l.index)
+
+
 def unique_name(base: str, existing: Iterable[str]) -> str:
     taken = set(existing)
     if base not in taken:

@@ -151,7 +151,8 @@ class Driver:
             if node.name().endswith("→ analogy") or "→ analogy (" in node.name():
                 b = node.bounds()
                 out.append({"name": node.name(), "bounds": [b.x(), b.y(), b.width(), b.height()],
-                            "depth": node.colorDepth(), "model": node.colorModel()})
+                            "depth": node.colorDepth(), "model": node.colorModel(),
+                            "visible": bool(node.visible())})
         return out
 
     def on_preview(self, img, caption, instant):
