@@ -284,7 +284,7 @@ class Recorder:
     def __init__(self, controller):
         self.log = []
         for name in ("connectionChanged", "busyChanged", "progressChanged", "previewReady", "keepAvailable",
-                     "resultAdded", "failed", "finished"):
+                     "resultAdded", "failed", "finished", "previewChanged"):
             getattr(controller, name).connect(lambda *a, n=name: self.log.append((n, a)))
 
     def of(self, name):
@@ -561,3 +561,107 @@ def test_placement_rules_without_krita():
         L.Placement("o", "on top of the label layers, under “Sky”")
     # everything chosen was deleted meanwhile: on top of the document
     assert L.result_placement([info("s", "Sky", 0)], sel) == L.Placement("", "on top of the layers")
+
+
+# ---------------------------------------------------------------- preview, caption, progress, Keep agree (issue 10)
+from semantic_analogy_krita.messages import (  # noqa: E402
+    CANCELLED_CAPTION, INSTANT_PATCH_CAPTION, INSTANT_PROGRESS, KEEP_NOTE, KEEPING_CAPTION, KEEPING_FULL_SIZE_CAPTION,
+)
+
+
+def instant_event(job, w=W, h=H, px=bytes([1, 2, 3, 255])):
+    return protocol_client.Event("preview", {"instant": True, "kind": "patch", "stage": "train"},
+                                 images=[rgba_image(w, h, px)], job_id=job)
+
+
+def training_preview(job, step, total=10):
+    return protocol_client.Event("preview", {"step": step, "total": total, "stage": "train"},
+                                 images=[rgba_image(W, H, bytes([90, 90, 90, 255]))], job_id=job)
+
+
+def start_training(controller, krita):
+    from semantic_analogy_krita import krita_io
+
+    doc = paint_doc(krita)
+    assert controller.run(doc, selection(krita_io, doc), DocSettings(method="gan+patch"), "train", address=":5555")
+    pump(controller)
+    client = FakeClient.instances[0]
+    client.events = [protocol_client.Event("queued", {"position": 0}, job_id="job-1"), instant_event("job-1")]
+    controller._tick()
+    return doc, client
+
+
+def test_instant_result_shows_with_its_progress_line_and_keep_offered(krita, controller):
+    start_training(controller, krita)
+    rec = controller.rec
+    assert rec.of("previewReady")[-1][1:] == (INSTANT_PATCH_CAPTION, True)
+    assert rec.of("progressChanged")[-1] == (-1, INSTANT_PROGRESS), "not “Starting…” while the instant result shows"
+    assert rec.of("keepAvailable") == [(True,)] and controller.can_keep
+
+
+def test_training_previews_under_keep_say_what_keep_takes(krita, controller):
+    _doc, client = start_training(controller, krita)
+    client.events = [training_preview("job-1", 3)]
+    controller._tick()
+    assert controller.rec.of("previewReady")[-1][1:] == ("Training preview: step 3 / 10" + KEEP_NOTE, False)
+
+
+def test_after_cancel_the_caption_no_longer_says_training_continues(krita, controller):
+    doc, client = start_training(controller, krita)
+    controller.cancel()
+    controller._tick()
+    rec = controller.rec
+    assert rec.of("previewChanged")[-1] == (None, CANCELLED_CAPTION)
+    assert rec.of("keepAvailable")[-1] == (False,)
+    assert rec.of("progressChanged")[-1] == (0, "Cancelled")
+    assert doc.stack() == ["Photo", "Labels", "Target 1"]
+
+
+def test_keep_shows_the_kept_result_not_the_training_preview(krita, controller):
+    doc, client = start_training(controller, krita)
+    client.events = [training_preview("job-1", 3)]
+    controller._tick()
+    assert controller.keep_instant()
+    rec = controller.rec
+    img, caption = rec.of("previewChanged")[-1]
+    assert caption == KEEPING_CAPTION and img.rgba == bytes([1, 2, 3, 255]) * (W * H), "the instant result again"
+    assert rec.of("keepAvailable")[-1] == (False,)
+    controller._tick()  # the training job's `cancelled` event: the full-size preview becomes the layer
+    assert client.cancelled == ["job-1"]
+    assert doc.stack()[-1] == "Target 1 → analogy"
+    assert doc.nodeByName("Target 1 → analogy").pixelData(0, 0, 1, 1) == bytes([3, 2, 1, 255])
+    img, caption = rec.of("previewChanged")[-1]
+    assert caption == "The kept instant result, added as the layer “Target 1 → analogy”"
+    assert img.rgba == bytes([1, 2, 3, 255]) * (W * H)
+    assert rec.of("progressChanged")[-1][1].startswith("Done: kept the instant result")
+    assert rec.of("finished") == [(True,)] and not controller.busy
+
+
+def test_keep_of_a_scaled_preview_makes_it_at_full_size_and_says_so(krita, controller):
+    from semantic_analogy_krita import krita_io
+
+    doc = paint_doc(krita)
+    assert controller.run(doc, selection(krita_io, doc), DocSettings(method="gan+patch"), "train", address=":5555")
+    pump(controller)
+    client = FakeClient.instances[0]
+    client.events = [instant_event("job-1", 3, 2)]  # the daemon scaled it down
+    controller._tick()
+    assert controller.keep_instant()
+    controller._tick()  # cancelled: a method "patch" job makes it again at full size
+    assert controller.rec.of("previewChanged")[-1] == (None, KEEPING_FULL_SIZE_CAPTION)
+    pump(controller, rounds=1)
+    assert client.submits[-1]["method"] == "patch" and len(client.submits) == 2
+    client.events = [result_event("job-2", [rgba_image(W, H)])]
+    controller._tick()
+    assert controller.rec.of("previewChanged")[-1][1] == \
+        "The kept instant result, added as the layer “Target 1 → analogy”"
+    assert doc.stack()[-1] == "Target 1 → analogy"
+
+
+def test_a_plain_result_is_captioned_as_the_added_layer(krita, controller):
+    from semantic_analogy_krita import krita_io
+
+    doc = paint_doc(krita)
+    run_to_result(controller, doc, selection(krita_io, doc))
+    img, caption = controller.rec.of("previewChanged")[-1]
+    assert caption == "The result, added as the layer “Target 1 → analogy”" and (img.width(), img.height()) == (W, H)

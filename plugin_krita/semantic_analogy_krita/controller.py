@@ -23,8 +23,9 @@ from typing import Callable, Optional
 from . import krita_io
 from . import layers as L
 from .messages import (
+    CANCELLED_CAPTION, FAILED_CAPTION, INSTANT_PROGRESS, KEEP_NOTE, KEEPING_CAPTION, KEEPING_FULL_SIZE_CAPTION,
     Request, build_request, connection_text, describe_error, keep_uses_preview, patch_request, preview_view,
-    progress_view,
+    progress_view, result_caption,
 )
 from .pixels import make_opaque
 from .qt_compat import QObject, QTimer, pyqtSignal, qimage_from_rgba
@@ -42,6 +43,9 @@ class Controller(QObject):
     progressChanged = pyqtSignal(int, str)  # percent (-1: unknown), caption
     previewReady = pyqtSignal(object, str, bool)  # QImage, caption, instant result?
     keepAvailable = pyqtSignal(bool)  # whether keep_instant() can take an instant result now
+    # The preview's state outside the engine's previews: what is being kept, the result that
+    # was added, or that the job ended without one (QImage or None to keep the picture, caption).
+    previewChanged = pyqtSignal(object, str)
     resultAdded = pyqtSignal(str, str)  # name of the new layer, where it went ("on top of the label layers")
     failed = pyqtSignal(str, str)  # short message, full text to copy
     finished = pyqtSignal(bool)  # True when a job ended with a result
@@ -61,6 +65,7 @@ class Controller(QObject):
         self._request: Optional[Request] = None  # the running job's request (keep resubmits it)
         self._instant = None  # the job's instant patch preview (RGBAImage) while it can be kept
         self._keeping = False  # keep_instant() pressed: the training job's end leads to the kept result
+        self._kept = False  # the job's result is a kept instant result (for the preview's caption)
         self._pending: Optional[tuple] = None  # (Request, address) waiting for a connect under way
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
@@ -162,6 +167,7 @@ class Controller(QObject):
         self._job = placement
         self._request = request
         self._cancel_requested = False
+        self._kept = False
         self.busyChanged.emit(True)
         if connecting:  # a (re)connect is under way: submit when it is done
             self._pending = (request, wanted)
@@ -227,6 +233,7 @@ class Controller(QObject):
     def cancel(self) -> None:
         # Cancel also withdraws a pending "Keep this result": the job then ends as cancelled.
         self._keeping = False
+        self._kept = False
         if self._future is not None:  # still uploading: cancel as soon as we have the id
             self._cancel_requested = True
             self.progressChanged.emit(-1, "Cancelling…")
@@ -254,7 +261,11 @@ class Controller(QObject):
             self.failed.emit("There is no instant result to keep now: it comes at the start of a Train.", "")
             return False
         self._keeping = True
+        self._kept = True
         self.keepAvailable.emit(False)
+        # Show again what will be kept: training previews may have replaced it meanwhile.
+        im = self._instant
+        self.previewChanged.emit(qimage_from_rgba(im.width, im.height, im.data), KEEPING_CAPTION)
         self.progressChanged.emit(-1, "Stopping the training to keep the instant result…")
         try:
             self._client.cancel(self._job_id)
@@ -280,6 +291,7 @@ class Controller(QObject):
         # The preview was scaled down: the same layers with method "patch" give it at full
         # size in seconds, without training; its result event then adds the layer as usual.
         self._request = patch_request(request)
+        self.previewChanged.emit(None, KEEPING_FULL_SIZE_CAPTION)
         self.progressChanged.emit(-1, "Making the instant result at full size…")
         self._start(lambda: self._submit_blocking(self._request), self._submitted)
 
@@ -320,10 +332,15 @@ class Controller(QObject):
         if ev.kind == "preview" and ev.images:
             im = ev.images[0]
             pv = preview_view(ev.data or {})
+            caption = pv.caption
             if pv.keepable and self._job is not None and self._job.get("has_target"):
                 self._instant = im
                 self.keepAvailable.emit(True)
-            self.previewReady.emit(qimage_from_rgba(im.width, im.height, im.data), pv.caption, pv.instant)
+                # The queued event said "Starting…"; the instant result is in and training goes on.
+                self.progressChanged.emit(-1, INSTANT_PROGRESS)
+            elif self.can_keep and not pv.instant:
+                caption += KEEP_NOTE  # the Keep button is still offered under a training preview
+            self.previewReady.emit(qimage_from_rgba(im.width, im.height, im.data), caption, pv.instant)
             return
         if ev.kind in ("queued", "progress"):
             self.progressChanged.emit(view.percent, view.text)
@@ -342,6 +359,7 @@ class Controller(QObject):
             message = (ev.data or {}).get("message", "")
             err = self._errors_mod.JobFailed(code, message or ev.kind)
             self.progressChanged.emit(0, view.text)
+            self.previewChanged.emit(None, CANCELLED_CAPTION if ev.kind == "cancelled" else FAILED_CAPTION)
             self._fail(err)
 
     def _add_results(self, job: dict, images) -> None:
@@ -362,10 +380,13 @@ class Controller(QObject):
                 )
             layer_name = L.result_name(name, existing)
             existing.append(layer_name)
+            opaque = make_opaque(im.data)
             # Several targets: each result right above the one before, so the newest is on top.
-            above = krita_io.add_result_layer(doc, above, layer_name, region, make_opaque(im.data))
+            above = krita_io.add_result_layer(doc, above, layer_name, region, opaque)
             log.info("added result layer %r %s", layer_name, where)
             self.resultAdded.emit(layer_name, where)
+            self.previewChanged.emit(qimage_from_rgba(im.width, im.height, opaque),
+                                     result_caption(layer_name, kept=self._kept))
             where = f"above “{layer_name}”"
 
     def _end_job(self) -> None:

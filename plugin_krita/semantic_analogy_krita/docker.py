@@ -69,6 +69,7 @@ class SemanticAnalogyDocker(DockWidget):
             c.progressChanged.connect(self._on_progress)
             c.previewReady.connect(self._on_preview)
             c.keepAvailable.connect(self._on_keep_available)
+            c.previewChanged.connect(self._on_preview_changed)
             c.resultAdded.connect(self._on_result)
             c.failed.connect(self.show_error)
             c.finished.connect(self._on_finished)
@@ -471,6 +472,13 @@ class SemanticAnalogyDocker(DockWidget):
         pix = QPixmap.fromImage(qimage).scaled(PREVIEW_PX, PREVIEW_PX, KEEP_ASPECT, SMOOTH)
         self.preview.setPixmap(pix)
         self.preview_caption.setText(caption)
+
+    def _on_preview_changed(self, qimage, caption: str) -> None:
+        """The job's state changed the preview: what is kept, the added result, or no result."""
+        if qimage is not None:
+            self._on_preview(qimage, caption)
+        else:
+            self.preview_caption.setText(caption)
 
     def _on_keep_available(self, on: bool) -> None:
         self.keep_btn.setVisible(on)

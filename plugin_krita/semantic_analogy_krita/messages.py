@@ -138,6 +138,20 @@ def progress_view(kind: str, data: Mapping[str, object]) -> ProgressView:
 
 INSTANT_PATCH_CAPTION = "Instant result from the photo's patches; training continues…"
 INSTANT_GAN_CAPTION = "Instant result from the trained network; adding the photo's detail…"
+# What the preview and the progress line say once the instant patch result is in and the
+# training goes on, and when the job ends: they must agree with the job's state (issue 10).
+INSTANT_PROGRESS = "Instant result ready; training…"
+KEEP_NOTE = " · “Keep this result” keeps the instant result, not this preview"
+KEEPING_CAPTION = "Keeping the instant result: stopping the training…"
+KEEPING_FULL_SIZE_CAPTION = "Keeping the instant result: making it at full size…"
+CANCELLED_CAPTION = "Cancelled: no layer was added."
+FAILED_CAPTION = "Stopped: no layer was added."
+
+
+def result_caption(layer_name: str, kept: bool = False) -> str:
+    """The preview's caption once the result layer is in the document."""
+    what = "The kept instant result" if kept else "The result"
+    return f"{what}, added as the layer “{layer_name}”"
 
 
 @dataclass(frozen=True)
