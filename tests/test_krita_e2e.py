@@ -140,6 +140,10 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     assert first["caption"] == first["docker_caption"] == INSTANT_PATCH_CAPTION and first["has_pixmap"], first
     assert first["keep_visible"] and first["keep_enabled"], first
     assert all(not p["instant"] and p["caption"].startswith("Training preview") for p in train_previews[1:])
+    # Under a training preview the Keep button is still offered: the caption says what it keeps.
+    assert all("Keep this result” keeps the instant result" in p["docker_caption"] for p in train_previews[1:])
+    # Once the layer is in, the preview shows it and says so (not a training preview any more).
+    assert result["train"]["preview_caption"] == "The result, added as the layer “Target 1 → analogy”", report
     # Apply from the cached model: an instant GAN preview, which is not offered for keeping.
     apply_previews = [p for p in result["previews"] if p["phase"] == "apply"]
     assert [p["instant"] for p in apply_previews] == [True], result["previews"]
@@ -157,6 +161,8 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     keep = result["keep"]
     assert keep["ok"] and keep["button_visible"] and not keep["button_visible_after"], keep
     assert keep["layer"] == "Target 2 → analogy (4)", keep
+    assert keep["preview_caption"] == "The kept instant result, added as the layer “Target 2 → analogy (4)”", keep
+    assert keep["progress"].startswith("Done: kept the instant result"), keep
     check_follows_target(out / "result_keep.png", files["image"], files["labels"], files["target"])
     assert log.count("[CANCELLED]") == 1 and log.count("method patch, no model") == 2, log[-3000:]
     assert "CPU" in result["train"]["connection"], report

@@ -656,6 +656,7 @@ def test_keep_of_a_scaled_preview_makes_it_at_full_size_and_says_so(krita, contr
     assert controller.rec.of("previewChanged")[-1][1] == \
         "The kept instant result, added as the layer “Target 1 → analogy”"
     assert doc.stack()[-1] == "Target 1 → analogy"
+    assert controller.rec.of("progressChanged")[-1][1].startswith("Done: kept the instant result")
 
 
 def test_a_plain_result_is_captioned_as_the_added_layer(krita, controller):

@@ -33,6 +33,8 @@ from .settings import DocSettings, normalize_address
 
 log = logging.getLogger(__name__)
 
+KEPT_DONE = "Done: kept the instant result (a later Train resumes the training)"
+
 CONNECT_TIMEOUT_S = 5.0
 POLL_INTERVAL_MS = 100
 
@@ -285,7 +287,7 @@ class Controller(QObject):
             self._end_job()
             self.progressChanged.emit(100, "Adding the result layer…")
             self._add_results(job, [instant])
-            self.progressChanged.emit(100, "Done: kept the instant result (a later Train resumes the training)")
+            self.progressChanged.emit(100, KEPT_DONE)
             self.finished.emit(True)
             return
         # The preview was scaled down: the same layers with method "patch" give it at full
@@ -350,7 +352,7 @@ class Controller(QObject):
             self._end_job()
             self.progressChanged.emit(100, "Adding the result layer…")
             self._add_results(job, ev.images)
-            self.progressChanged.emit(100, "Done")
+            self.progressChanged.emit(100, KEPT_DONE if self._kept else "Done")
             self.finished.emit(True)
             return
         if ev.kind in ("error", "cancelled"):

@@ -186,7 +186,8 @@ class Driver:
         self.phase = "after_train"
         self.result["train"] = {"ok": ok, "seconds": round(time.time() - self.t_train, 2),
                                 "message": d.error.text(), "details": d.details.toPlainText(),
-                                "progress": d.progress_text.text(), "connection": d.state.text()}
+                                "progress": d.progress_text.text(), "connection": d.state.text(),
+                                "preview_caption": d.preview_caption.text()}
         self.log(f"Train finished ok={ok}: {d.error.text()}")
         if not ok:
             self.finish()
@@ -292,7 +293,8 @@ class Driver:
         layer = self.new_layer()
         self.result.setdefault("keep", {}).update({
             "ok": ok, "seconds": round(time.time() - self.t_keep, 2), "message": d.error.text(),
-            "progress": d.progress_text.text(), "layer": layer, "button_visible_after": d.keep_btn.isVisible()})
+            "progress": d.progress_text.text(), "layer": layer, "button_visible_after": d.keep_btn.isVisible(),
+            "preview_caption": d.preview_caption.text()})
         self.log(f"Train stopped with Keep finished ok={ok}")
         if ok:
             self.save_layer(layer, "result_keep.png")
