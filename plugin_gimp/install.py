@@ -34,6 +34,8 @@ GIMP_VERSION = "3.0"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*")
+# The protocol's command-line client side (argparse, PIL): the plug-in never runs it.
+PROTOCOL_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*", "commands.py")
 
 log = logging.getLogger("install")
 
@@ -109,7 +111,7 @@ def install(plug_in_dir: Path, repo: Path = REPO) -> Path:
     staging = plug_in_dir / f".{PLUGIN_NAME}.new"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(plugin, staging, ignore=IGNORED)
-    shutil.copytree(protocol, staging / BUNDLED_PROTOCOL, ignore=IGNORED)
+    shutil.copytree(protocol, staging / BUNDLED_PROTOCOL, ignore=PROTOCOL_IGNORED)
     if (dest / VENDOR).is_dir():
         shutil.move(str(dest / VENDOR), str(staging / VENDOR))
     main = staging / f"{PLUGIN_NAME}.py"

@@ -51,12 +51,15 @@ class BuildError(RuntimeError):
     pass
 
 
-def _copy_py_tree(src: Path, dst: Path, extra: tuple[str, ...] = ()) -> list[Path]:
-    """Copy the .py files (and named extras) of a package, without caches."""
+PROTOCOL_SKIP = ("commands.py",)
+
+
+def _copy_py_tree(src: Path, dst: Path, extra: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> list[Path]:
+    """Copy the .py files (and named extras) of a package, without caches and the `skip` names."""
     copied = []
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
-        if "__pycache__" in rel.parts or not path.is_file():
+        if "__pycache__" in rel.parts or not path.is_file() or path.name in skip:
             continue
         if path.suffix == ".py" or path.name in extra:
             out = dst / rel
@@ -69,7 +72,8 @@ def _copy_py_tree(src: Path, dst: Path, extra: tuple[str, ...] = ()) -> list[Pat
 def bundle_protocol(protocol_dir: Path, dst: Path) -> None:
     if not (protocol_dir / "client.py").is_file():
         raise BuildError(f"{protocol_dir} has no client.py: is the protocol package there?")
-    for path in _copy_py_tree(protocol_dir, dst, extra=("SPEC.md",)):
+    # commands.py is the command line's client side (argparse, PIL): a plug-in never runs it.
+    for path in _copy_py_tree(protocol_dir, dst, extra=("SPEC.md",), skip=PROTOCOL_SKIP):
         if path.suffix != ".py":
             continue
         m = _ABSOLUTE_IMPORT.search(path.read_text(encoding="utf-8"))

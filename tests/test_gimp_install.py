@@ -112,6 +112,7 @@ def test_command_line_installs_and_uninstalls(tmp_path):
     assert done.returncode == 0, done.stderr
     installed = tmp_path / "profile" / "plug-ins" / "semantic_analogy_gimp"
     assert "installed" in done.stderr and (installed / "sa_protocol" / "client.py").is_file()
+    assert not (installed / "sa_protocol" / "commands.py").exists(), "the CLI's client side is not the plug-in's"
     done = subprocess.run(cmd + ["--uninstall"], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and not installed.exists()
 

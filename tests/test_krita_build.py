@@ -31,6 +31,7 @@ def test_zip_layout(built):
             pkg + "protocol/client.py", pkg + "protocol/images.py", pkg + "vendor/common/msgpack/fallback.py",
             pkg + "BUILD_INFO.json"} <= names
     assert not [n for n in names if n.endswith((".so", ".pyd", ".pyc"))]  # no binary of the build machine
+    assert pkg + "protocol/commands.py" not in names, "the CLI's client side is not the plug-in's"
     info = json.loads(zipfile.ZipFile(built).read(pkg + "BUILD_INFO.json"))
     assert info["pyzmq_builds"] == [] and info["msgpack"]
 
