@@ -196,7 +196,7 @@ def test_method_argument(logic):
         assert args.method == method
         # The method is no training setting: the same model key serves every method.
         assert "method" not in logic.build_settings(args)
-    with pytest.raises(logic.PluginError, match=r'Unknown method "GAN"; use one of: patch, gan\+patch, gan'):
+    with pytest.raises(logic.PluginError, match=r'Unknown method "GAN"; use one of: patch, gan\+patch, gan \(patch, the default: instant'):
         logic.parse_job_args({**base, "method": "GAN"})
     # Labels a painter understands: no nicks, no jargon-only words.
     labels = [label for _, label, _ in logic.METHODS]

@@ -387,7 +387,7 @@ def parse_job_args(values: Mapping[str, object]) -> JobArgs:
     if method not in {m[0] for m in METHODS}:
         raise PluginError(
             f"Unknown method \"{method}\"; use one of: {', '.join(m[0] for m in METHODS)} "
-            f"({METHOD_PATCH}: instant, no training; {METHOD_GAN_PATCH}: the default)."
+            f"({DEFAULT_METHOD}, the default: instant, no training; {METHOD_GAN_PATCH}: trains a network first)."
         )
     preset = str(values.get("preset") or DEFAULT_PRESET)
     if preset not in {p[0] for p in PRESETS}:
