@@ -119,7 +119,7 @@ def main() -> int:
             settings = {"preset": "tiny", "steps": args.steps}
             with Client(address, timeout=30) as c:
                 for t in targets:  # the zebra model is cached by now
-                    # gan+patch (the default): the GAN's instant preview first, then the result.
+                    # gan+patch (what a submit without `method` gets): the GAN's instant preview first, then the result.
                     t0 = time.perf_counter()
                     first = None
                     for ev in c.events(c.submit(image, labels, [t], settings), timeout=600):
