@@ -31,6 +31,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..protocol.files import replacing
+
 log = logging.getLogger(__name__)
 
 MODELS, WORK, RESULTS, TMP = "models", "work", "results", "tmp"
@@ -92,18 +94,8 @@ class CacheInUse(CacheError):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    # A name of its own in the same folder (so the rename stays on one filesystem).
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 class DiskCache:

@@ -156,18 +156,9 @@ def _load_targets(paths: list[str], size: tuple[int, int], resize: bool, max_pix
 
 def _outputs_for(targets: list[str], out: str) -> list[Path]:
     """The output path of each target, checked (type, folder writable) before any work."""
-    from .imageio import check_output_path
+    from ..protocol.files import outputs_for
 
-    if len(targets) == 1 and not out.endswith(os.sep) and not Path(out).is_dir():
-        return [check_output_path(out)]
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise EngineError(f"--out {out} is a file; with several targets give a folder (one PNG per target)")
-    names = [Path(t).stem for t in targets]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise EngineError(f"several targets are named {', '.join(sorted(dupes))}: their outputs would overwrite each other")
-    return [check_output_path(folder / f"{n}.png") for n in names]
+    return outputs_for(targets, out, EngineError)
 
 
 def _check_model_folder(path: str | None) -> None:

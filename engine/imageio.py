@@ -9,21 +9,18 @@ an EngineError that tells the user what to do instead of a PIL traceback.
 from __future__ import annotations
 
 import os
-import tempfile
-import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..protocol.files import SAVE_FORMATS, replacing
 from .errors import EngineError
 from .presets import MAX_PIXELS
 
 # Extension -> PIL format for save_image.
-_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 _JPEG_QUALITY = 95
-_umask_lock = threading.Lock()
 
 
 def _open(path: str | os.PathLike[str], what: str, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
@@ -115,56 +112,16 @@ def save_image(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     extension), creating parent folders.  Atomic: a reader (an editor watching
     the file) never sees a half-written image.  Returns the path written."""
     p = Path(path)
-    fmt = _SAVE_FORMATS.get(p.suffix.lower())
+    fmt = SAVE_FORMATS.get(p.suffix.lower())
     if fmt is None:
         raise EngineError(f"cannot save {p}: use a .png, .jpg or .jpeg file name")
     array = _check_uint8_image(array, f"image for {p}")
     if fmt == "JPEG" and array.ndim == 3 and array.shape[2] == 4:
         raise EngineError(f"cannot save transparency as JPEG ({p}); use a .png file name")
     p.parent.mkdir(parents=True, exist_ok=True)
-    # Temporary file in the same folder, so os.replace is a rename on one filesystem.
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        # mkstemp makes the file 0600; a result is an ordinary file, as the user's umask says.
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            options = {"quality": _JPEG_QUALITY} if fmt == "JPEG" else {}
-            Image.fromarray(array).save(f, format=fmt, **options)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return p
-
-
-def _umask() -> int:
-    with _umask_lock:  # reading the umask means setting it: not from two threads at once
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """EngineError unless an image can be saved at `path` (extension, folder creatable and
-    writable): checked before any work, so that minutes of training are not lost at the end."""
-    p = Path(path)
-    if p.suffix.lower() not in _SAVE_FORMATS:
-        shown = f"'{p.suffix}'" if p.suffix else "no extension"
-        raise EngineError(f"cannot save {p}: {shown} is not an image type this saves; use a .png, .jpg or .jpeg file name")
-    if p.is_dir():
-        raise EngineError(f"cannot save {p}: it is a folder; give a file name such as {p / 'result.png'}")
-    folder = p.parent
-    while not folder.exists():  # the nearest existing ancestor decides
-        folder = folder.parent
-    if not folder.is_dir():
-        raise EngineError(f"cannot save {p}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise EngineError(f"cannot save {p}: the folder {folder} is not writable; choose another --out")
-    if p.exists() and not os.access(p, os.W_OK):
-        raise EngineError(f"cannot save {p}: the file exists and is read-only")
+    options = {"quality": _JPEG_QUALITY} if fmt == "JPEG" else {}
+    with replacing(p, user_mode=True) as tmp:  # a result is an ordinary file, as the user's umask says
+        Image.fromarray(array).save(tmp, format=fmt, **options)
     return p
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..protocol.files import replacing
 from .device import autocast, resolve_device
 from .errors import EngineError
 from .imageio import load_image, load_label_map, save_image
@@ -95,20 +94,6 @@ class TrainedModel:
         with replacing(d / WEIGHTS) as tmp:
             torch.save({"meta": meta, "G": self.G.state_dict()}, tmp)
         return d
-
-
-@contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """A temporary file beside `path`, unique to this writer, renamed onto `path` when the
-    block succeeds and removed when it fails: two writers never share a temporary name."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_model(directory: str | os.PathLike, device: str = "auto") -> TrainedModel:

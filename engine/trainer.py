@@ -25,7 +25,8 @@ from .augment import augmentation_strength, random_warp
 from .device import autocast, resolve_device
 from .errors import Cancelled
 from .features import build_feature_extractor
-from .model import TrainedModel, replacing
+from ..protocol.files import replacing
+from .model import TrainedModel
 from .networks import Generator, LightDeepLabV3, PatchDiscriminator
 from .presets import TrainSettings
 from .progress import Progress

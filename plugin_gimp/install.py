@@ -34,8 +34,8 @@ GIMP_VERSION = "3.0"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*")
-# The protocol's command-line client side (argparse, PIL): the plug-in never runs it.
-PROTOCOL_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*", "commands.py")
+# The protocol's command-line client side (commands.py, files.py): the plug-in never runs it.
+PROTOCOL_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*", "commands.py", "files.py")
 
 log = logging.getLogger("install")
 

@@ -51,7 +51,7 @@ class BuildError(RuntimeError):
     pass
 
 
-PROTOCOL_SKIP = ("commands.py",)
+PROTOCOL_SKIP = ("commands.py", "files.py")
 
 
 def _copy_py_tree(src: Path, dst: Path, extra: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> list[Path]:
@@ -72,7 +72,7 @@ def _copy_py_tree(src: Path, dst: Path, extra: tuple[str, ...] = (), skip: tuple
 def bundle_protocol(protocol_dir: Path, dst: Path) -> None:
     if not (protocol_dir / "client.py").is_file():
         raise BuildError(f"{protocol_dir} has no client.py: is the protocol package there?")
-    # commands.py is the command line's client side (argparse, PIL): a plug-in never runs it.
+    # commands.py and files.py are the command line's client side: a plug-in never runs them.
     for path in _copy_py_tree(protocol_dir, dst, extra=("SPEC.md",), skip=PROTOCOL_SKIP):
         if path.suffix != ".py":
             continue

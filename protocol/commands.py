@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import files
 from .client import DEFAULT_ADDRESS, Client, Event
 from .errors import DaemonUnavailable, JobFailed, ProtocolError
 from .images import RGBAImage
@@ -29,7 +30,6 @@ from .security import CurveKeys
 
 ADDRESS_ENV = "SEMANTIC_ANALOGY_ADDRESS"
 # What a result can be saved as (the engine's save_image takes the same).
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -153,42 +153,12 @@ def _load_image(path: str, max_pixels: int | None = None) -> RGBAImage:
 def check_output_path(path: str | os.PathLike[str]) -> Path:
     """CommandError unless a result can be saved at ``path`` (type, folder creatable and writable):
     checked before anything is sent, so that no job runs for an output that cannot be written."""
-    p = Path(path)
-    if p.suffix.lower() not in SAVE_FORMATS:
-        shown = f"'{p.suffix}'" if p.suffix else "no extension"
-        raise CommandError(f"cannot save {p}: {shown} is not an image type this saves; use a .png, .jpg or .jpeg "
-                           "file name")
-    if p.is_dir():
-        raise CommandError(f"cannot save {p}: it is a folder; give a file name such as {p / 'result.png'}")
-    folder = p.parent
-    while not folder.exists() and folder != folder.parent:  # the nearest existing ancestor decides
-        folder = folder.parent
-    if not folder.is_dir():
-        raise CommandError(f"cannot save {p}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CommandError(f"cannot save {p}: the folder {folder} is not writable; choose another --out")
-    if p.exists() and not os.access(p, os.W_OK):
-        raise CommandError(f"cannot save {p}: the file exists and is read-only")
-    return p
-
-
-def _check_out_folder(out: str) -> Path:
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise CommandError(f"--out {out} is a file; with several targets give a folder (one PNG per target)")
-    return folder
+    return files.check_output_path(path, CommandError)
 
 
 def outputs_for(targets: list[str], out: str) -> list[Path]:
     """One target: --out is the file. Several: --out is a folder, one NAME.png per target. Checked."""
-    if len(targets) == 1 and not out.endswith(os.sep) and not Path(out).is_dir():
-        return [check_output_path(out)]
-    folder = _check_out_folder(out)
-    names = [Path(t).stem for t in targets]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise CommandError(f"several targets are named {', '.join(dupes)}: their outputs would overwrite each other")
-    return [check_output_path(folder / f"{n}.png") for n in names]
+    return files.outputs_for(targets, out, CommandError)
 
 
 def _is_folder_out(out: str) -> bool:
@@ -202,33 +172,15 @@ def _safe_name(name: str, i: int) -> str:
     return cleaned or f"target-{i + 1}"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it (single-threaded here)
-    os.umask(mask)
-    return mask
-
-
 def save_result(img: RGBAImage, out: Path) -> Path:
     """Write a result as RGB PNG/JPEG, atomically (temp file + rename) and with the user's umask."""
-    import tempfile
-
     from PIL import Image
 
-    fmt = SAVE_FORMATS[out.suffix.lower()]
+    fmt = files.SAVE_FORMATS[out.suffix.lower()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a result is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            Image.frombytes("RGBA", img.size, img.data).convert("RGB").save(
-                f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with files.replacing(out, user_mode=True) as tmp:
+        Image.frombytes("RGBA", img.size, img.data).convert("RGB").save(
+            tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return out
 
 
@@ -339,7 +291,7 @@ def cmd_result(args: argparse.Namespace) -> int:
         job = _check_job_id(args.job_id)
         folder = _is_folder_out(args.out)
         if folder:
-            _check_out_folder(args.out)
+            files.check_out_folder(args.out, CommandError)
         else:
             check_output_path(args.out)
     except CommandError as e:
