@@ -7,8 +7,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from semantic_analogy.daemon.config import DaemonConfig
 from semantic_analogy.daemon.server import Daemon
+from semantic_analogy.protocol.images import RGBAImage
+
+# Small job inputs for daemon tests: a noise photo and a two-class label map.
+W, H = 48, 40
+RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
+
+
+def photo(seed: int = 0, w: int = W, h: int = H) -> RGBAImage:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    a[..., 3] = 255
+    return RGBAImage(w, h, a.tobytes())
+
+
+def label_map(split: int, w: int = W, h: int = H, left=RED, right=BLUE, box: tuple | None = None) -> RGBAImage:
+    """`left` up to column `split`, `right` after it; `box` (x, y, size) adds a square of `left`."""
+    a = np.zeros((h, w, 4), np.uint8)
+    a[..., 3] = 255
+    a[:, :split, :3] = left
+    a[:, split:, :3] = right
+    if box is not None:  # a square of the left class, to make targets unique
+        x, y, s = box
+        a[y:y + s, x:x + s, :3] = left
+    return RGBAImage(w, h, a.tobytes())
 
 
 @contextmanager

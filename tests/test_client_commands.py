@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daemon_fixtures import running_daemon
+from daemon_fixtures import H, W, label_map, photo, running_daemon
 from semantic_analogy.daemon.cli import make_keys
 from semantic_analogy.daemon.server import without_paths
 from semantic_analogy.protocol.client import Client
@@ -28,25 +28,10 @@ from semantic_analogy.protocol.errors import JobFailed
 from semantic_analogy.protocol.images import RGBAImage
 from semantic_analogy.protocol.security import CurveKeys
 
-W, H = 48, 40
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 ENV.pop("SEMANTIC_ANALOGY_ADDRESS", None)
 # An absolute path: /x, ~/x or C:\x not glued to a word, a dot, a colon or a slash.
 ABSOLUTE = re.compile(r"(?<![\w.:/\\-])(~?/[\w.-]|[A-Za-z]:\\)")
-
-
-def photo(seed: int = 0) -> RGBAImage:
-    a = np.random.default_rng(seed).integers(0, 256, (H, W, 4), dtype=np.uint8)
-    a[..., 3] = 255
-    return RGBAImage(W, H, a.tobytes())
-
-
-def label_map(split: int) -> RGBAImage:
-    a = np.zeros((H, W, 4), np.uint8)
-    a[..., 3] = 255
-    a[:, :split, 0] = 255
-    a[:, split:, 2] = 255
-    return RGBAImage(W, H, a.tobytes())
 
 
 def save_png(img: RGBAImage, path: Path) -> str:

@@ -16,35 +16,19 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from semantic_analogy.daemon.__main__ import main
-from daemon_fixtures import running_daemon
+from daemon_fixtures import H, W, label_map, photo, running_daemon
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import DaemonUnavailable, JobFailed
 from semantic_analogy.protocol.images import RGBAImage
 from semantic_analogy.protocol.security import CurveKeys
 from semantic_analogy.protocol.version import PROTOCOL_VERSION
 
-W, H = 48, 40
 TINY = {"preset": "tiny", "steps": 3}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def photo(seed: int = 0) -> RGBAImage:
-    a = np.random.default_rng(seed).integers(0, 256, (H, W, 4), dtype=np.uint8)
-    a[..., 3] = 255
-    return RGBAImage(W, H, a.tobytes())
-
-
-def label_map(split: int) -> RGBAImage:
-    a = np.zeros((H, W, 4), np.uint8)
-    a[..., 3] = 255
-    a[:, :split, 0] = 255
-    a[:, split:, 2] = 255
-    return RGBAImage(W, H, a.tobytes())
 
 
 def resumable(seed: int) -> dict:

@@ -21,34 +21,12 @@ import pytest
 import zmq
 
 from semantic_analogy.daemon.config import Limits
-from daemon_fixtures import running_daemon
+from daemon_fixtures import GREEN, H, W, label_map, photo, running_daemon
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import JobFailed, ProtocolError
 from semantic_analogy.protocol.images import RGBAImage
 from semantic_analogy.protocol.wire import decode, encode
 from semantic_analogy.protocol.version import PROTOCOL_VERSION
-
-W, H = 48, 40
-RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
-
-
-def photo(seed: int = 0, w: int = W, h: int = H) -> RGBAImage:
-    rng = np.random.default_rng(seed)
-    a = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
-    a[..., 3] = 255
-    return RGBAImage(w, h, a.tobytes())
-
-
-def label_map(split: int, w: int = W, h: int = H, left=RED, right=BLUE, box: tuple | None = None) -> RGBAImage:
-    a = np.zeros((h, w, 4), np.uint8)
-    a[..., 3] = 255
-    a[:, :split, :3] = left
-    a[:, split:, :3] = right
-    if box is not None:  # (x, y, size): a square of the left class, to make targets unique
-        x, y, s = box
-        a[y:y + s, x:x + s, :3] = left
-    return RGBAImage(w, h, a.tobytes())
-
 
 TINY = {"preset": "tiny", "steps": 3}
 
