@@ -182,7 +182,6 @@ class Worker(threading.Thread):
         self.models_in_memory = models_in_memory
         self.cpu_threads = cpu_threads
         self.instant_preview_px = instant_preview_px
-        self._device: str | None = None  # self.device resolved ("auto" -> "cuda" or "cpu"), on first use
         self.stop_event = threading.Event()
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._models_lock = threading.Lock()
@@ -224,11 +223,6 @@ class Worker(threading.Thread):
             job = self.table.take_next(timeout=0.5)
             if job is not None:
                 self._run(job)
-
-    def _resolved_device(self) -> str:
-        if self._device is None:
-            self._device = resolve_device(self.device)
-        return self._device
 
     def _run(self, job: Job) -> None:
         from ..engine import api  # torch: imported in this thread, once, when work arrives
