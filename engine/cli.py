@@ -175,13 +175,12 @@ def _check_model_folder(path: str | None) -> None:
             return
 
 
-def _analogy(args: argparse.Namespace, image: np.ndarray | None, labels: np.ndarray | None,
-             model=None, store=None) -> int:
-    """Check the outputs, load the targets and make the analogy, saving each result as it comes."""
+def _analogy(args: argparse.Namespace, outputs: list[Path], image: np.ndarray | None, labels: np.ndarray | None,
+             settings: TrainSettings | None = None, model=None, store=None) -> int:
+    """Load the targets and make the analogy, saving each result to its (checked) output as it comes."""
     from .analogy import make_analogy
     from .imageio import save_image
 
-    outputs = _outputs_for(args.targets, args.out)
     size = model.size if model is not None else (image.shape[1], image.shape[0])
     targets = _load_targets(args.targets, size, args.resize_targets, args.max_pixels)
     reporter = Reporter(args.json_progress)
@@ -193,7 +192,7 @@ def _analogy(args: argparse.Namespace, image: np.ndarray | None, labels: np.ndar
 
     with interruptible() as should_stop:
         try:
-            make_analogy(image, labels, targets, _settings(args) if model is None else None, args.method,
+            make_analogy(image, labels, targets, settings, args.method,
                          model=model, store=store, progress=reporter, should_stop=should_stop, on_result=save)
         finally:
             reporter.close()
@@ -220,16 +219,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    _outputs_for(args.targets, args.out)
+    outputs = _outputs_for(args.targets, args.out)
     from .model import load_model
 
-    return _analogy(args, None, None, model=load_model(args.model, args.device))
+    return _analogy(args, outputs, None, None, model=load_model(args.model, args.device))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _outputs_for(args.targets, args.out)
+    outputs = _outputs_for(args.targets, args.out)
     _check_model_folder(args.model)
-    _settings(args)
+    settings = _settings(args)  # bad settings fail before the photo is read
     from .imageio import load_image, load_label_map
 
     image, labels = load_image(args.image, args.max_pixels), load_label_map(args.labels, args.max_pixels)
@@ -237,7 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     store = FolderStore(root=cache_dir() / "models", folder=Path(args.model) if args.model else None,
                         retrain=args.retrain)
-    return _analogy(args, image, labels, store=store)
+    return _analogy(args, outputs, image, labels, settings, store=store)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
