@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import threading
 import time
 from pathlib import Path
@@ -25,32 +24,13 @@ from ..protocol.wire import DecodeError, Message, decode, encode
 from .cache import CacheError, DiskCache
 from .config import ConfigError, DaemonConfig
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobTable, QueueFull, new_job_id
+from .redact import without_paths
 from .validation import check_id, parse_submit
 from .worker import CANCEL_MESSAGES, Worker, parse_settings, resolve_device
 
 log = logging.getLogger(__name__)
 
 _OK, _BUSY, _GONE = "ok", "busy", "gone"
-
-# An absolute path in a message: /..., ~/... or C:\... A slash after a letter, digit, dot,
-# colon or another slash ("step 5/600", "gan/patch", "tcp://", "https://") is not one.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:\\-])~?/[^\s'\"`,;:()\[\]{}<>]+"
-                            r"|\b[A-Za-z]:\\[^\s'\"`,;:()\[\]{}<>]+")
-
-
-def without_paths(message: str) -> str:
-    """A message for a client with every absolute path cut to its last part.
-
-    Clients may be on other machines (CURVE), and the daemon's file system is none of
-    their business: messages are written without paths, and this catches those that come
-    from elsewhere (an exception's text). The daemon's log keeps the full text.
-    """
-    def last_part(m: re.Match) -> str:
-        parts = [q for q in re.split(r"[/\\]", m.group(0)) if q and q != "~" and not q.endswith(":")]
-        return parts[-1] if parts else "…"
-
-    return _ABSOLUTE_PATH.sub(last_part, message)
-
 
 class _Throttled:
     """Log at most one line per ``interval`` s (a fuzzing client must not flood the log)."""

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..protocol.errors import ProtocolError
+from .redact import without_paths
 from .cache import DiskCache
 from .jobs import CANCELLED, DONE, FAILED, Job, JobTable
 from .validation import to_rgba_image
@@ -133,13 +134,40 @@ def resolve_device(name: str) -> str:
     return str(engine_resolve(name))
 
 
+MAX_WARNINGS = 10  # per job: a misbehaving engine must not flood the wire
+
+
+class _JobWarnings(logging.Handler):
+    """The engine's warnings while it works on one job, for the job's events (SPEC.md 1.2,
+    `warnings`): a label gap it filled, missing VGG19 weights. Only records from the worker
+    thread count, so another thread's logging never lands in this job."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or len(self.messages) >= MAX_WARNINGS:
+            return
+        try:
+            # A remote client must not learn the daemon's paths (the log keeps them).
+            text = without_paths(record.getMessage()).strip()
+        except Exception:  # a bad format string must not break the job
+            return
+        if text and text not in self.messages:
+            self.messages.append(text[:500])
+
+
 class _Reporter:
     """The engine's progress callback: throttles progress and preview events for the wire."""
 
-    def __init__(self, job: Job, emit: Callable[[tuple], None], progress_interval: float, preview_interval: float):
+    def __init__(self, job: Job, emit: Callable[[tuple], None], progress_interval: float, preview_interval: float,
+                 warnings: _JobWarnings | None = None):
         self.job, self.emit = job, emit
         self.progress_interval, self.preview_interval = progress_interval, preview_interval
         self.last_progress = self.last_preview = -math.inf
+        self.warnings = warnings
 
     def __call__(self, p: Any) -> None:
         now = time.monotonic()
@@ -159,6 +187,8 @@ class _Reporter:
             "elapsed_s": round(float(p.elapsed_s), 3),
             "losses": {str(k): round(float(v), 5) for k, v in p.losses.items()},
         }
+        if self.warnings is not None and self.warnings.messages:
+            data["warnings"] = list(self.warnings.messages)  # all so far: a client that missed one still sees it
         self.emit(("progress", self.job, data, preview))
 
 
@@ -232,7 +262,10 @@ class Worker(threading.Thread):
         def should_stop() -> bool:
             return job.cancel_event.is_set() or self.stop_event.is_set()
 
-        reporter = _Reporter(job, self.emit, self.progress_interval, self.preview_interval)
+        warnings = _JobWarnings()
+        engine_log = logging.getLogger(api.__name__.rpartition(".")[0])  # the engine's package logger
+        engine_log.addHandler(warnings)
+        reporter = _Reporter(job, self.emit, self.progress_interval, self.preview_interval, warnings)
 
         def preview(image: np.ndarray, kind: str) -> None:
             # The instant result (SPEC.md): before training (kind patch) or before a cached
@@ -254,6 +287,8 @@ class Worker(threading.Thread):
             images = [to_rgba_image(r) for r in done.results]
             data = {"target_names": list(job.target_names), "model_key": done.model_key, "cached": done.cached,
                     "method": done.method}
+            if warnings.messages:
+                data["warnings"] = list(warnings.messages)
             self.cache.store_result(job.id, {**data, "width": job.width, "height": job.height},
                                     [im.data for im in images])
             self.emit(("finished", job, DONE, "result", data, images))
@@ -277,6 +312,7 @@ class Worker(threading.Thread):
                     "message": f"internal error in the daemon ({type(e).__name__}: {e}); the daemon log has details",
                 }, []))
         finally:
+            engine_log.removeHandler(warnings)
             done = None
             self._free_memory()
             self._enforce_cache_limit(job)

@@ -111,19 +111,14 @@ class PixelDescriptor(nn.Module):
         return [image, torch.cat([half, 2 * grads], 1)]
 
 
-_notified = False
-
-
 def build_feature_extractor(vgg_weights: str | None = None) -> nn.Module:
-    global _notified
     path = find_vgg_weights(vgg_weights)
     if path is not None:
         return VGGFeatures(path)
-    if not _notified:
-        log.warning(
-            "VGG19 weights not found (run `semantic-analogy download-weights` or set %s); "
-            "using the weight-free patch descriptor",
-            ENV_VAR,
-        )
-        _notified = True
+    # Once per training: the daemon relays it to that job's client (SPEC.md, warnings).
+    log.warning(
+        "VGG19 weights not found (run `semantic-analogy download-weights` or set %s); "
+        "using the weight-free patch descriptor",
+        ENV_VAR,
+    )
     return PixelDescriptor()

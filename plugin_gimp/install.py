@@ -7,8 +7,10 @@
     python plugin_gimp/install.py --vendor-deps --python-version 3.12 --platform win_amd64
 
 GIMP 3 loads only an executable NAME/NAME.py inside a plug-ins folder; the
-protocol package is copied beside it as NAME/sa_protocol (it uses relative
-imports only, so it works under that name). Runs on any Python 3.8+ with the
+protocol package and the editor-side core shared with the Krita plug-in are
+copied beside it as NAME/sa_shared/protocol and NAME/sa_shared/plugin_core
+(relative imports only, so they work under that name; the core finds its
+sibling protocol as in the Krita zip). Runs on any Python 3.8+ with the
 standard library; --vendor-deps also needs pip.
 """
 
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 PLUGIN_NAME = "semantic_analogy_gimp"
-BUNDLED_PROTOCOL = "sa_protocol"
+BUNDLED = "sa_shared"  # the package holding the bundled protocol/ and plugin_core/
 VENDOR = "vendor"
 DEPENDENCIES = ("pyzmq", "msgpack")
 GIMP_VERSION = "3.0"
@@ -87,9 +89,10 @@ def vendor_command(
     return cmd + list(DEPENDENCIES)
 
 
-def check_sources(repo: Path) -> tuple[Path, Path]:
+def check_sources(repo: Path) -> tuple[Path, Path, Path]:
     plugin = repo / "plugin_gimp" / PLUGIN_NAME
     protocol = repo / "protocol"
+    core = repo / "plugin_core"
     if not (plugin / f"{PLUGIN_NAME}.py").is_file():
         raise InstallError(f"{plugin / (PLUGIN_NAME + '.py')} is missing: run this from a Semantic Analogy checkout.")
     if not (protocol / "client.py").is_file():
@@ -97,21 +100,27 @@ def check_sources(repo: Path) -> tuple[Path, Path]:
             f"{protocol} has no client.py: the protocol package is missing from this checkout, "
             "so the plug-in could not talk to the engine."
         )
-    return plugin, protocol
+    if not (core / "bundle.py").is_file():
+        raise InstallError(f"{core} has no bundle.py: the shared plug-in core is missing from this checkout.")
+    return plugin, protocol, core
 
 
 def install(plug_in_dir: Path, repo: Path = REPO) -> Path:
-    """Copy the plug-in and the protocol package into plug_in_dir/NAME; returns the plug-in file.
+    """Copy the plug-in, the protocol and the shared core into plug_in_dir/NAME; returns the plug-in file.
 
     A previous installation is replaced, except its vendor/ folder (wheels that
     took a download to get).
     """
-    plugin, protocol = check_sources(repo)
+    plugin, protocol, core = check_sources(repo)
     dest = plug_in_dir / PLUGIN_NAME
     staging = plug_in_dir / f".{PLUGIN_NAME}.new"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(plugin, staging, ignore=IGNORED)
-    shutil.copytree(protocol, staging / BUNDLED_PROTOCOL, ignore=PROTOCOL_IGNORED)
+    shutil.copytree(protocol, staging / BUNDLED / "protocol", ignore=PROTOCOL_IGNORED)
+    shutil.copytree(core, staging / BUNDLED / "plugin_core", ignore=IGNORED)
+    (staging / BUNDLED / "__init__.py").write_text(
+        '"""What the Semantic Analogy plug-in carries: the protocol and the shared plug-in core."""\n',
+        encoding="utf-8")
     if (dest / VENDOR).is_dir():
         shutil.move(str(dest / VENDOR), str(staging / VENDOR))
     main = staging / f"{PLUGIN_NAME}.py"
@@ -184,7 +193,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.vendor_deps:
             vendor_deps(plug_in_dir, args.python_version, args.platform_tag)
             log.info("pyzmq and msgpack are in %s", path.parent / VENDOR)
-        log.info("restart GIMP, start the engine (semantic-analogy serve), then use Filters > Semantic Analogy...")
+        log.info("restart GIMP, start the engine (.venv/bin/semantic-analogy serve, in the Semantic Analogy folder), "
+                 "then use Filters > Semantic Analogy...")
         return 0
     except (InstallError, OSError) as exc:
         log.error("error: %s", exc)

@@ -8,6 +8,7 @@ The zip holds the .desktop file and one package folder, semantic_analogy_krita/,
 carries everything Krita's Python cannot be expected to have:
 
 * protocol/          a copy of the project's protocol package (relative imports only),
+* plugin_core/       the editor-side core shared with the GIMP plug-in (plugin_core/),
 * vendor/common/     msgpack's pure-Python modules (the C speed-up is left out: it is
                      tied to one Python version and msgpack falls back by itself),
 * vendor/<py>-<abi>-<os>-<arch>/   each pyzmq wheel given with --zmq-wheel, unpacked;
@@ -69,19 +70,30 @@ def _copy_py_tree(src: Path, dst: Path, extra: tuple[str, ...] = (), skip: tuple
     return copied
 
 
-def bundle_protocol(protocol_dir: Path, dst: Path) -> None:
-    if not (protocol_dir / "client.py").is_file():
-        raise BuildError(f"{protocol_dir} has no client.py: is the protocol package there?")
-    # commands.py and files.py are the command line's client side: a plug-in never runs them.
-    for path in _copy_py_tree(protocol_dir, dst, extra=("SPEC.md",), skip=PROTOCOL_SKIP):
+def _bundle_package(src: Path, dst: Path, what: str, marker: str, extra: tuple[str, ...] = (),
+                    skip: tuple[str, ...] = ()) -> None:
+    """Copy a pure-Python package that the plug-in carries under a new name."""
+    if not (src / marker).is_file():
+        raise BuildError(f"{src} has no {marker}: is the {what} package there?")
+    for path in _copy_py_tree(src, dst, extra=extra, skip=skip):
         if path.suffix != ".py":
             continue
         m = _ABSOLUTE_IMPORT.search(path.read_text(encoding="utf-8"))
         if m:
             raise BuildError(
-                f"{path.name} in the protocol package imports {m.group(2)!r} absolutely; the bundled copy "
+                f"{path.name} in the {what} package imports {m.group(2)!r} absolutely; the bundled copy "
                 "needs relative imports only and no numpy/torch (DEVELOPERS.md)."
             )
+
+
+def bundle_protocol(protocol_dir: Path, dst: Path) -> None:
+    # commands.py and files.py are the command line's client side: a plug-in never runs them.
+    _bundle_package(protocol_dir, dst, "protocol", "client.py", extra=("SPEC.md",), skip=PROTOCOL_SKIP)
+
+
+def bundle_core(core_dir: Path, dst: Path) -> None:
+    """The editor-side core shared with the GIMP plug-in, beside the protocol it imports."""
+    _bundle_package(core_dir, dst, "plugin_core", "bundle.py")
 
 
 def bundle_msgpack(dst: Path) -> str:
@@ -111,7 +123,8 @@ def bundle_wheel(wheel: Path, vendor: Path) -> str:
     return folder
 
 
-def build_tree(out_dir: Path, zmq_wheels: list[Path] = (), protocol_dir: Path = REPO / "protocol") -> Path:
+def build_tree(out_dir: Path, zmq_wheels: list[Path] = (), protocol_dir: Path = REPO / "protocol",
+               core_dir: Path = REPO / "plugin_core") -> Path:
     """Lay out the plugin as Krita installs it: out_dir/NAME.desktop and out_dir/NAME/."""
     src_pkg = HERE / PLUGIN
     pkg = out_dir / PLUGIN
@@ -120,10 +133,11 @@ def build_tree(out_dir: Path, zmq_wheels: list[Path] = (), protocol_dir: Path = 
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(HERE / f"{PLUGIN}.desktop", out_dir / f"{PLUGIN}.desktop")
     _copy_py_tree(src_pkg, pkg, extra=("manual.html",))
-    for stale in ("protocol", "vendor"):  # never ship a developer's leftovers from the source folder
+    for stale in ("protocol", "plugin_core", "vendor"):  # never ship a developer's leftovers from the source folder
         if (src_pkg / stale).exists():
             raise BuildError(f"{src_pkg / stale} should not exist in the source tree; remove it")
     bundle_protocol(protocol_dir, pkg / "protocol")
+    bundle_core(core_dir, pkg / "plugin_core")
     vendor = pkg / "vendor"
     msgpack_version = bundle_msgpack(vendor / "common")
     builds = [bundle_wheel(Path(w), vendor) for w in zmq_wheels]

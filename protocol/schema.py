@@ -175,6 +175,7 @@ EVENT_KINDS: dict[str, tuple[Field, ...]] = {
         _f("eta_s", "number"),
         _f("elapsed_s", "number"),
         _f("losses", "map<str,number>"),
+        _f("warnings", "list<str>", False),
     ),
     "preview": (
         _f("stage", "str"),
@@ -189,6 +190,7 @@ EVENT_KINDS: dict[str, tuple[Field, ...]] = {
         _f("model_key", "str"),
         _f("cached", "bool"),
         _f("method", "str", False),
+        _f("warnings", "list<str>", False),
     ),
     "error": (_f("code", "str"), _f("message", "str")),
     "cancelled": (_f("code", "str"), _f("message", "str")),

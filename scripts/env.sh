@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SEMANTIC_ANALOGY_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
-if ! "$PY" -c "import semantic_analogy.engine.api, torch, pytest" >/dev/null 2>&1; then
+if ! "$PY" -c "import semantic_analogy.engine.api, semantic_analogy.plugin_core, torch, pytest" >/dev/null 2>&1; then
     echo "setting up $VENV (first run only; PyTorch is large, this takes a few minutes)..." >&2
     python3 -m venv "$VENV"
     "$PY" -m pip install -q --upgrade pip

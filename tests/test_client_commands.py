@@ -22,7 +22,7 @@ from PIL import Image
 
 from daemon_fixtures import H, W, label_map, photo, running_daemon
 from semantic_analogy.daemon.cli import make_keys
-from semantic_analogy.daemon.server import without_paths
+from semantic_analogy.daemon.redact import without_paths
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import JobFailed
 from semantic_analogy.protocol.images import RGBAImage

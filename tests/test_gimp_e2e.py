@@ -233,12 +233,12 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     # 1. Label layers found by name inside a group; a new layer of the image's size appears.
     first = runs["analogy"]
     assert first["status"] == "success", f"{first}\n{context}"
-    assert first["layer"]["name"] == "target labels (analogy)"
+    assert first["layer"]["name"] == "target labels → analogy"  # named as in Krita (plugin_core/naming.py)
     assert (first["layer"]["width"], first["layer"]["height"], first["layer"]["offsets"]) == (width, height, [0, 0])
     names = [layer["name"] for layer in report["layers"]]
     # Results go on top of the stack, a later one above an earlier one (the patch run's in
-    # between, which GIMP names with a counter since the name is taken).
-    assert names[:3] == ["moved (analogy)", "target labels (analogy) #1", "target labels (analogy)"], names
+    # between, named " (2)" by the shared rule since the name is taken, as Krita does).
+    assert names[:3] == ["moved → analogy", "target labels → analogy (2)", "target labels → analogy"], names
 
     # ... whose pixels follow the target layout.
     check_layout(results["analogy"], inputs["photo"], width, height)
@@ -251,13 +251,14 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     # 3. No daemon at the address: EXECUTION_ERROR that says how to start one.
     dead = runs["no_daemon"]
     assert dead["status"] == "execution-error", dead
-    assert dead["message"].startswith("Cannot reach the Semantic Analogy engine") and "semantic-analogy serve" in dead["message"]
+    assert dead["message"].startswith("No answer from the Semantic Analogy engine"), dead["message"]
+    assert "“.venv/bin/semantic-analogy serve --bind " in dead["message"], dead["message"]
 
     # 4. Method patch: no training, no model; a new layer of the image's size that follows
     # the target layout, the edit filled with the photo's own foliage.
     patch = runs["patch"]
     assert patch["status"] == "success", f"{patch}\n{context}"
-    assert patch["layer"]["name"] == "target labels (analogy) #1"
+    assert patch["layer"]["name"] == "target labels → analogy (2)"
     assert (patch["layer"]["width"], patch["layer"]["height"], patch["layer"]["offsets"]) == (width, height, [0, 0])
     core = check_layout(results["patch"], inputs["photo"], width, height)
     result = np.frombuffer(results["patch"], np.uint8).reshape(height, width, 4)[..., :3].astype(float)
@@ -274,7 +275,7 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     # 5. The visible image as source and another target: a second layer, same trained model.
     second = runs["visible_second"]
     assert second["status"] == "success", f"{second}\n{context}"
-    assert second["layer"]["name"] == "moved (analogy)"
+    assert second["layer"]["name"] == "moved → analogy"
     assert (second["layer"]["width"], second["layer"]["height"]) == (width, height)
     # (the patch run in between trained and cached nothing)
     assert abandoned.get("models_after_two_runs") == 1, f"the second run should reuse the first run's model: {abandoned}"

@@ -36,6 +36,7 @@ def fake_repo(tmp_path):
     (proto / "client.py").write_text("from .images import KIND\n")
     (proto / "__pycache__").mkdir()
     (proto / "__pycache__" / "client.cpython-311.pyc").write_bytes(b"junk")
+    shutil.copytree(REPO / "plugin_core", repo / "plugin_core", ignore=shutil.ignore_patterns("__pycache__"))
     return repo
 
 
@@ -75,11 +76,12 @@ def test_install_layout_exec_bit_and_reinstall_keeps_vendor(installer, fake_repo
     assert main == folder / "semantic_analogy_gimp.py"
     assert main.stat().st_mode & stat.S_IXUSR
     assert (folder / "sa_gimp_logic.py").is_file()
-    assert (folder / "sa_protocol" / "client.py").is_file()
-    assert not (folder / "sa_protocol" / "__pycache__").exists()
+    assert (folder / "sa_shared" / "protocol" / "client.py").is_file()
+    assert (folder / "sa_shared" / "plugin_core" / "bundle.py").is_file()
+    assert not (folder / "sa_shared" / "protocol" / "__pycache__").exists()
     # The bundled copy imports under its new name: relative imports only.
     out = subprocess.run(
-        [sys.executable, "-c", "import sa_protocol.client as c; print(c.KIND)"],
+        [sys.executable, "-c", "import sa_shared.protocol.client as c; print(c.KIND)"],
         cwd=folder, capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "rgba"
@@ -111,8 +113,17 @@ def test_command_line_installs_and_uninstalls(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     installed = tmp_path / "profile" / "plug-ins" / "semantic_analogy_gimp"
-    assert "installed" in done.stderr and (installed / "sa_protocol" / "client.py").is_file()
-    assert not (installed / "sa_protocol" / "commands.py").exists(), "the CLI's client side is not the plug-in's"
+    assert "installed" in done.stderr and (installed / "sa_shared" / "protocol" / "client.py").is_file()
+    assert not (installed / "sa_shared" / "protocol" / "commands.py").exists(), "the CLI's client side is not the plug-in's"
+    # The plug-in's logic takes the shared core and the method names from the bundled copies,
+    # without the project installed (-S: no site-packages, as in GIMP's own Python).
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", "import sa_gimp_logic as g; from sa_shared.plugin_core import bundle; "
+         "import importlib; s = importlib.import_module(bundle.PROTOCOL + '.schema'); "
+         "print(g.choices.__name__, g.METHODS[0].nick, s.DEFAULT_METHOD)"],
+        cwd=installed, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["sa_shared.plugin_core.choices", "patch", "patch"]
     done = subprocess.run(cmd + ["--uninstall"], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and not installed.exists()
 

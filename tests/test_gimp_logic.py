@@ -140,7 +140,7 @@ def test_result_placed_on_image_sized_canvas(logic):
 def test_label_layer_must_cover_source(logic):
     region = logic.Rect(0, 0, 100, 80)
     logic.check_covers("labels", logic.Rect(-5, 0, 120, 80), "photo", region)
-    with pytest.raises(logic.PluginError, match=r'"labels" \(50x80 at \(0, 0\)\).*"photo" \(100x80 at \(0, 0\)\)'):
+    with pytest.raises(logic.PluginError, match=r'"labels" \(50×80 at \(0, 0\)\).*"photo" \(100×80 at \(0, 0\)\)'):
         logic.check_covers("labels", logic.Rect(0, 0, 50, 80), "photo", region)
     with pytest.raises(logic.PluginError, match="Layer to Image Size"):
         logic.check_covers("labels", logic.Rect(1, 0, 100, 80), "photo", region)
@@ -170,14 +170,14 @@ def test_arguments_validated_and_turned_into_settings(logic):
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"preset": "ultra"}, "Unknown quality preset \"ultra\""),
+        ({"preset": "ultra"}, "Unknown quality preset “ultra”"),
         ({"source": "clipboard"}, "Unknown source"),
-        ({"size": 16}, "between 32 and"),
-        ({"steps": -1}, "number of steps"),
+        ({"size": 16}, "32–4096 px, got 16"),
+        ({"steps": -1}, "number of training steps"),
         ({"seed": -2}, "seed must be 0 or more"),
         ({"size": 2.5}, "whole number"),
-        ({"address": "http://x:1"}, "not valid"),
-        ({"address": "tcp://host:70000"}, "port 70000"),
+        ({"address": "http://x:1"}, "not an address the engine listens on"),
+        ({"address": "tcp://host:70000"}, "“70000” .* is not a port number"),
     ],
 )
 def test_bad_arguments_say_what_to_fix(logic, values, message):
@@ -196,11 +196,11 @@ def test_method_argument(logic):
         assert args.method == method
         # The method is no training setting: the same model key serves every method.
         assert "method" not in logic.build_settings(args)
-    with pytest.raises(logic.PluginError, match=r'Unknown method "GAN"; use one of: patch, gan\+patch, gan \(patch, the default: instant'):
+    with pytest.raises(logic.PluginError, match=r'Unknown method “GAN”; choose one of patch, gan\+patch, gan \(patch, the default: instant'):
         logic.parse_job_args({**base, "method": "GAN"})
-    # Labels a painter understands: no nicks, no jargon-only words.
-    labels = [label for _, label, _ in logic.METHODS]
-    assert all(label and "+" not in label for label in labels) and len(set(labels)) == 3
+    # Labels a painter understands: no nicks.
+    labels = [m.label for m in logic.METHODS]
+    assert all(label and label not in ("gan", "patch", "gan+patch") for label in labels) and len(set(labels)) == 3
 
 
 def test_methods_and_arguments_match_the_protocol_and_the_plug_in(logic):
@@ -209,7 +209,7 @@ def test_methods_and_arguments_match_the_protocol_and_the_plug_in(logic):
 
     from semantic_analogy.protocol import schema
 
-    assert {m[0] for m in logic.METHODS} == set(schema.METHODS)
+    assert {m.nick for m in logic.METHODS} == set(schema.METHODS)
     assert logic.DEFAULT_METHOD == schema.DEFAULT_METHOD
     # The plug-in reads its config by ARGUMENT_NAMES and hands them to parse_job_args: every
     # JobArgs field must be an argument (the plug-in itself needs GIMP, so read its source).
@@ -219,13 +219,6 @@ def test_methods_and_arguments_match_the_protocol_and_the_plug_in(logic):
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ARGUMENT_NAMES"
     )
     assert set(names) == {f.name for f in dataclasses.fields(logic.JobArgs)}
-
-
-def test_addresses(logic):
-    assert logic.normalize_address("5556") == "tcp://127.0.0.1:5556"
-    assert logic.normalize_address(" tcp://gpu-box ") == f"tcp://gpu-box:{logic.DEFAULT_PORT}"
-    assert logic.normalize_address("[::1]:7000") == "tcp://[::1]:7000"
-    assert logic.normalize_address("ipc:///tmp/sa.sock") == "ipc:///tmp/sa.sock"
 
 
 def test_default_address_from_environment(logic):
@@ -242,82 +235,39 @@ def test_cancel_if_silent_from_environment(logic):
 
 
 def test_result_layer_is_named_after_target(logic):
-    assert logic.result_layer_name("target labels") == "target labels (analogy)"
-    assert logic.result_layer_name("  ") == "target (analogy)"
+    # The shared naming (as in Krita), unique among the image's layers rather than GIMP's "#1".
+    assert logic.result_layer_name("target labels") == "target labels → analogy"
+    assert logic.result_layer_name("  ") == "target → analogy"
+    assert logic.result_layer_name("t", ["t → analogy"]) == "t → analogy (2)"
 
 
 # ----------------------------------------------------------------------------- progress and messages
 
 
-@pytest.mark.parametrize(
-    "seconds, text",
-    [(None, "estimating time left"), (0.2, "almost done"), (7.4, "~7 s left"), (42, "~40 s left"),
-     (58, "~1 min left"), (70, "~1 min left"), (150, "~2 min left"), (3600, "~1 h left"), (4850, "~1 h 21 min left")],
-)
-def test_eta(logic, seconds, text):
-    assert logic.format_eta(seconds) == text
-
-
-def test_progress_text_from_events(logic):
+def test_progress_text_is_prefixed_for_gimps_shared_bar(logic):
+    # The words are the shared core's (tests/test_plugin_core.py); GIMP's bar names the plug-in.
     fraction, text = logic.progress_update(
         "progress", {"stage": "train", "step": 120, "total": 400, "eta_s": 65.0, "elapsed_s": 30.0, "losses": {}}
     )
-    assert fraction == pytest.approx(0.3)
-    assert text == "Semantic Analogy: training 120/400, ~1 min left"
-    assert logic.progress_update("queued", {"position": 2}) == (
-        0.0, "Semantic Analogy: waiting, 2 jobs ahead on the engine"
-    )
-    assert logic.progress_update("queued", {"position": 0}, "gan+patch")[1] == "Semantic Analogy: starting"
-    # The default method trains nothing: it says what it does instead.
-    assert "photo's patches" in logic.progress_update("queued", {"position": 0})[1]
-    assert "making the result" in logic.progress_update("progress", {"stage": "apply", "step": 1, "total": 1})[1]
+    assert fraction == pytest.approx(0.3) and text == "Semantic Analogy: Training 120/400, ~1 min left"
     assert logic.progress_update("preview", {}) == (None, None)
-    # Malformed data from a newer daemon must not break the plug-in.
     assert logic.progress_update("progress", {"stage": "train", "step": "x", "total": None}) == (
-        None, "Semantic Analogy: training"
-    )
+        None, "Semantic Analogy: Training…")
 
 
-def test_progress_text_for_instant_previews(logic):
-    # Before training: the patch result is ready (GIMP cannot show it) and training starts.
-    instant = {"stage": "train", "step": 0, "total": 400, "kind": "patch", "instant": True, "target": 0}
-    assert logic.progress_update("preview", instant) == (
-        0.0, "Semantic Analogy: instant patch result ready; training 0/400\u2026"
-    )
-    # A gan+patch job from the model cache: the GAN's layout first, then the patch pass.
-    cached = {"stage": "apply", "step": 0, "total": 1, "kind": "gan", "instant": True, "target": 0}
-    fraction, text = logic.progress_update("preview", cached, "gan+patch")
-    assert fraction is None and text == "Semantic Analogy: instant GAN result ready; adding the photo's detail\u2026"
-    # Training previews are pictures only: the training progress text stays.
-    training = {"stage": "train", "step": 50, "total": 400, "kind": "gan", "instant": False, "target": 0}
-    assert logic.progress_update("preview", training) == (None, None)
-
-
-def test_progress_text_for_method_patch(logic):
-    # No training stage: the queued event is the last one before the result, so it says
-    # what the seconds go into; then only "apply" progress, one step per target.
-    assert logic.progress_update("queued", {"position": 0}, "patch") == (
-        0.0, "Semantic Analogy: making the result from the photo's patches (no training)"
-    )
-    assert logic.progress_update("queued", {"position": 1}, "patch")[1].endswith("1 job ahead on the engine")
-    apply = {"stage": "apply", "step": 1, "total": 1, "eta_s": 0.0, "elapsed_s": 2.0, "losses": {}}
-    fraction, text = logic.progress_update("progress", apply, "patch")
-    assert fraction == 1.0 and text == "Semantic Analogy: making the result from the photo's patches"
-    assert "training" not in text
-    assert logic.progress_update("progress", {**apply, "total": 3}, "patch")[1].endswith("patches, 1/3 done")
-    assert logic.progress_update("progress", apply, "gan+patch")[1].endswith("(adding the photo's detail)")
-    assert logic.progress_update("progress", apply, "gan")[1] == "Semantic Analogy: making the result"
-    assert logic.progress_update("result", {"method": "patch", "cached": False}, "patch")[0] == 1.0
+def test_warnings_are_said_once_at_the_end(logic):
+    text = logic.warnings_message(["no VGG19 weights: using the weight-free descriptor"])
+    assert text.startswith("Semantic Analogy: the engine warned:") and "weight-free" in text
 
 
 def test_error_messages_say_what_to_do(logic):
-    assert "semantic-analogy serve" in logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
+    assert "“.venv/bin/semantic-analogy serve”" in logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
     assert "tcp://127.0.0.1:5555" in logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
     msg = logic.job_failed_message("BAD_LABELS", "target colour (1, 2, 3) matches no source class")
     assert msg.startswith("The engine could not make the analogy: target colour") and "[BAD_LABELS]" in msg
     assert logic.job_failed_message("CLIENT_SILENT", "client went silent.").startswith("The engine stopped the job")
     assert "[QUEUE_FULL]" in logic.job_refused_message("QUEUE_FULL", "the queue is full; try again later")
-    assert "about a second" in logic.image_closed_message()
+    assert "comes back in seconds" in logic.image_closed_message()
     assert "install.py" in logic.version_mismatch_message("plug-in 1, engine 2")
     assert "ValueError: boom" in logic.unexpected_error_message(ValueError("boom"))
 

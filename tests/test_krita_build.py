@@ -29,7 +29,7 @@ def test_zip_layout(built):
     pkg = "semantic_analogy_krita/"
     assert {"semantic_analogy_krita.desktop", pkg, pkg + "__init__.py", pkg + "docker.py", pkg + "qt_compat.py",
             pkg + "protocol/client.py", pkg + "protocol/images.py", pkg + "vendor/common/msgpack/fallback.py",
-            pkg + "BUILD_INFO.json"} <= names
+            pkg + "plugin_core/bundle.py", pkg + "plugin_core/choices.py", pkg + "BUILD_INFO.json"} <= names
     assert not [n for n in names if n.endswith((".so", ".pyd", ".pyc"))]  # no binary of the build machine
     assert pkg + "protocol/commands.py" not in names, "the CLI's client side is not the plug-in's"
     info = json.loads(zipfile.ZipFile(built).read(pkg + "BUILD_INFO.json"))
@@ -74,6 +74,21 @@ def test_bundled_msgpack_works_and_missing_pyzmq_is_named(built, tmp_path):
     assert "ROUNDTRIP True" in out
     assert "MISSING Semantic Analogy needs pyzmq" in out and "No module named 'zmq'" in out
     assert f"Python {sys.version_info[0]}.{sys.version_info[1]} on linux" in out
+
+
+def test_the_bundled_core_is_the_one_used(built, tmp_path):
+    """Without the project installed (-S), the docker's settings take the shared core and the
+    method names from the zip's own copies, and the core finds the bundled protocol."""
+    zipfile.ZipFile(built).extractall(tmp_path)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from semantic_analogy_krita import core, settings\n"
+        "print(core.choices.__name__, core.bundle.PROTOCOL, settings.METHOD_NAMES[0], settings.DEFAULT_ADDRESS)\n"
+    )
+    r = subprocess.run([sys.executable, "-S", "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["semantic_analogy_krita.plugin_core.choices", "semantic_analogy_krita.protocol",
+                                "patch", "tcp://127.0.0.1:5555"]
 
 
 def test_build_refuses_a_protocol_with_absolute_imports(tmp_path):

@@ -283,7 +283,7 @@ class Recorder:
 
     def __init__(self, controller):
         self.log = []
-        for name in ("connectionChanged", "busyChanged", "progressChanged", "previewReady", "keepAvailable",
+        for name in ("connectionChanged", "busyChanged", "progressChanged", "previewReady", "keepAvailable", "noticeAdded",
                      "resultAdded", "failed", "finished", "previewChanged"):
             getattr(controller, name).connect(lambda *a, n=name: self.log.append((n, a)))
 
@@ -400,7 +400,7 @@ def test_a_finished_job_adds_the_result_layer_with_the_engines_pixels(krita, con
     assert node.pixelData(0, 0, W, H) == bytes([30, 20, 10, 255]) * (W * H)
     assert controller.rec.of("resultAdded")[0][0] == "Target 1 → analogy"
     texts = [t for _p, t in controller.rec.of("progressChanged")]
-    assert "Training: step 2 / 4" in texts and texts[-1].startswith("Done")
+    assert "Training 2/4, estimating time left" in texts and texts[-1].startswith("Done")
     assert controller.rec.of("finished") == [(True,)] and not controller.busy
     assert not controller._timer.active
 
@@ -415,7 +415,7 @@ def test_engine_error_is_shown_in_plain_words(krita, controller):
         "error", {"code": "BAD_LABELS", "message": "the label layer has 40 colours"}, job_id="job-1")]
     controller._tick()
     (short, details), = controller.rec.of("failed")
-    assert short == "The engine could not finish: the label layer has 40 colours"
+    assert short == "The engine could not make the analogy: the label layer has 40 colours [BAD_LABELS]"
     assert "code: BAD_LABELS" in details
     assert controller.rec.of("progressChanged")[-1] == (0, "Failed")
     assert controller.rec.of("finished") == [(False,)] and not controller.busy
@@ -446,7 +446,7 @@ def test_cancel_ends_the_job_as_cancelled(krita, controller):
     assert FakeClient.instances[0].cancelled == ["job-1"]
     controller._tick()
     (short, _), = controller.rec.of("failed")
-    assert short == "Cancelled."
+    assert short == "Cancelled: no layer was added."
     assert controller.rec.of("progressChanged")[-1] == (0, "Cancelled") and not controller.busy
 
 
@@ -565,7 +565,7 @@ def test_placement_rules_without_krita():
 
 # ---------------------------------------------------------------- preview, caption, progress, Keep agree (issue 10)
 from semantic_analogy_krita.messages import (  # noqa: E402
-    CANCELLED_CAPTION, INSTANT_PATCH_CAPTION, INSTANT_PROGRESS, KEEP_NOTE, KEEPING_CAPTION, KEEPING_FULL_SIZE_CAPTION,
+    CANCELLED_CAPTION, INSTANT_PATCH_CAPTION, KEEP_NOTE, KEEPING_CAPTION, KEEPING_FULL_SIZE_CAPTION,
 )
 
 
@@ -595,8 +595,37 @@ def test_instant_result_shows_with_its_progress_line_and_keep_offered(krita, con
     start_training(controller, krita)
     rec = controller.rec
     assert rec.of("previewReady")[-1][1:] == (INSTANT_PATCH_CAPTION, True)
-    assert rec.of("progressChanged")[-1] == (-1, INSTANT_PROGRESS), "not “Starting…” while the instant result shows"
+    assert rec.of("progressChanged")[-1] == (0, "Instant patch result ready; training…"), \
+        "not “Starting…” while the instant result shows"
     assert rec.of("keepAvailable") == [(True,)] and controller.can_keep
+    assert rec.of("noticeAdded") == [], "a Train was asked to train: nothing to announce"
+
+
+def test_apply_without_a_trained_model_says_it_trains_first(krita, controller):
+    from semantic_analogy_krita import krita_io
+
+    doc = paint_doc(krita)
+    settings = DocSettings(method="gan+patch", preset="preview")
+    assert controller.run(doc, selection(krita_io, doc), settings, "apply", address=":5555")
+    pump(controller)
+    client = FakeClient.instances[0]
+    client.events = [protocol_client.Event("queued", {"position": 0}, job_id="job-1"), instant_event("job-1"),
+                     protocol_client.Event("progress", {"stage": "train", "step": 1, "total": 600, "eta_s": 190},
+                                           job_id="job-1")]
+    controller._tick()
+    notices = controller.rec.of("noticeAdded")
+    assert len(notices) == 1 and notices[0][0].startswith("No trained model for this photo yet: training first")
+    assert controller.rec.of("progressChanged")[-1] == (0, "Training 1/600, ~3 min left")
+
+
+def test_daemon_warnings_reach_the_docker_once_per_job(krita, controller):
+    _doc, client = start_training(controller, krita)
+    data = {"stage": "train", "step": 1, "total": 10, "eta_s": 9.0,
+            "warnings": ["target labels: 240 pixels of (255, 255, 255) filled"]}
+    client.events = [protocol_client.Event("progress", data, job_id="job-1"),
+                     protocol_client.Event("progress", {**data, "step": 2}, job_id="job-1")]
+    controller._tick()
+    assert controller.rec.of("noticeAdded") == [("Engine warning: target labels: 240 pixels of (255, 255, 255) filled",)]
 
 
 def test_training_previews_under_keep_say_what_keep_takes(krita, controller):

@@ -13,7 +13,7 @@ from semantic_analogy_krita import layers as L  # noqa: E402
 from semantic_analogy_krita import deps, palette  # noqa: E402
 from semantic_analogy_krita.messages import (  # noqa: E402
     INSTANT_GAN_CAPTION, INSTANT_PATCH_CAPTION, ImageData, RequestError, build_request, connection_text,
-    describe_error, format_duration, keep_uses_preview, patch_request, preview_view, progress_view,
+    describe_error, keep_uses_preview, patch_request, preview_view, progress_view, ProgressView,
 )
 from semantic_analogy_krita.pixels import Rect  # noqa: E402
 from semantic_analogy_krita.settings import (  # noqa: E402
@@ -119,15 +119,16 @@ def test_user_data_dir_is_per_platform_and_outside_krita_plugin_folder():
 @pytest.mark.parametrize("text, expected", [
     ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5555"), ("localhost:6000", "tcp://localhost:6000"),
     (":7000", "tcp://127.0.0.1:7000"), (" 10.0.0.2:5555 ", "tcp://10.0.0.2:5555"), ("ipc:///tmp/sa", "ipc:///tmp/sa"),
+    # The shared rule (plugin_core/address.py), the same as in GIMP's dialog:
+    ("5555", "tcp://127.0.0.1:5555"), ("", "tcp://127.0.0.1:5555"), ("localhost", "tcp://localhost:5555"),
 ])
 def test_addresses_are_normalized(text, expected):
     assert normalize_address(text) == expected
 
 
-@pytest.mark.parametrize("text, words", [("", "Type the engine address"), ("localhost", "no port"),
-                                          ("host:99999", "not a port"), ("http://x:1", "tcp://HOST:PORT")])
+@pytest.mark.parametrize("text, words", [("host:99999", "not a port"), ("http://x:1", "tcp://HOST:PORT")])
 def test_bad_addresses_say_how_to_write_them(text, words):
-    with pytest.raises(SettingsError, match=words):
+    with pytest.raises(ValueError, match=words):
         normalize_address(text)
 
 
@@ -153,7 +154,7 @@ def test_corrupt_or_hand_edited_settings_do_not_break_the_docker(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text("{not json")
     assert SettingsStore.load(path).documents == {}
-    path.write_text(json.dumps({"address": "nonsense", "documents": {
+    path.write_text(json.dumps({"address": "http://nonsense", "documents": {
         "k": {"settings": {"preset": "huge", "size": 5, "seed": "x", "labels": {"uid": 3}}}}}))
     store = SettingsStore.load(path)
     assert store.address == "tcp://127.0.0.1:5555"
@@ -175,9 +176,9 @@ def test_train_settings_dict_and_validation():
     assert DocSettings(preset="tiny").train_settings({"steps": 4}) == {"preset": "tiny", "seed": 0, "steps": 4}
     assert DocSettings(preset="standard", size=320, steps=50, seed=2).train_settings() == \
         {"preset": "standard", "seed": 2, "size": 320, "steps": 50}
-    with pytest.raises(SettingsError, match="Training steps"):
+    with pytest.raises(SettingsError, match="number of training steps"):
         DocSettings(steps=-1).train_settings()
-    with pytest.raises(SettingsError, match="outside 32"):
+    with pytest.raises(SettingsError, match="32–4096 px, got 16"):
         DocSettings(size=16).train_settings()
     with pytest.raises(SettingsError, match="Unknown quality preset"):
         DocSettings(preset="ultra").train_settings()
@@ -205,8 +206,8 @@ def test_methods_match_the_protocol_and_stay_out_of_the_model_settings():
     from semantic_analogy.protocol.schema import DEFAULT_METHOD as PROTOCOL_DEFAULT, METHODS as PROTOCOL_METHODS
 
     assert set(METHOD_NAMES) == set(PROTOCOL_METHODS) and DEFAULT_METHOD == PROTOCOL_DEFAULT
-    assert METHODS[0][0] == DEFAULT_METHOD  # the combo's first entry is the default
-    assert all("gan" not in label.lower() for _, label in METHODS)  # plain words, not the protocol names
+    assert METHODS[0].nick == DEFAULT_METHOD  # the combo's first entry is the default
+    assert all("gan" not in m.label.lower() for m in METHODS)  # plain words, not the protocol names
     # The settings dict feeds the daemon's model key: the method must not change it, so a
     # model trained under one method is reused by an Apply under another.
     assert DocSettings(method="patch").train_settings() == DocSettings(method="gan").train_settings()
@@ -272,12 +273,14 @@ def test_keep_uses_the_preview_only_at_full_size():
 
 
 def test_progress_captions():
+    # The shared words (plugin_core/progress.py); Krita shows "busy" (-1) where the fraction is unknown.
     v = progress_view("progress", {"step": 30, "total": 120, "eta_s": 75.4, "stage": "train"})
-    assert (v.percent, v.text) == (25, "Training: step 30 / 120 · 1:15 left")
-    assert progress_view("progress", {"step": 1, "total": 1, "stage": "apply"}).text == "Applying: step 1 / 1"
+    assert (v.percent, v.text) == (25, "Training 30/120, ~1 min left")
+    assert progress_view("progress", {"step": 1, "total": 1, "stage": "apply"}, "gan+patch").text == \
+        "Making the result (adding the photo's detail)"
     assert progress_view("queued", {"position": 2}).text.startswith("Waiting: 2 jobs ahead")
     assert progress_view("progress", {"stage": "train"}).percent == -1
-    assert format_duration(3725) == "1 h 02 min" and format_duration(None) == "" and format_duration(float("nan")) == ""
+    assert progress_view("queued", {"position": 0}, "gan+patch") == ProgressView(-1, "Starting…")
 
 
 def test_connection_text_shows_device():
@@ -289,14 +292,19 @@ def test_errors_are_described_in_plain_words():
     from semantic_analogy.protocol.errors import DaemonUnavailable, JobFailed, VersionMismatch
 
     short, details = describe_error(DaemonUnavailable("no reply in 5 s"), "tcp://127.0.0.1:5555")
-    assert "semantic-analogy serve --bind tcp://127.0.0.1:5555" in short and "Reconnect" in short
+    # Unreachable at the default address: the exact command after the README's set-up, and the
+    # button's own name (it reads "Connect" while not connected).
+    assert "“.venv/bin/semantic-analogy serve”" in short and "press Connect" in short
+    assert "--bind tcp://127.0.0.1:6000" in describe_error(DaemonUnavailable("x"), "tcp://127.0.0.1:6000")[0]
+    assert "stopped answering" in describe_error(DaemonUnavailable("x"), "tcp://h:1", during_job=True)[0]
     assert "no reply in 5 s" in details and "tcp://127.0.0.1:5555" in details
-    assert describe_error(JobFailed("CANCELLED", "cancelled"))[0] == "Cancelled."
+    assert describe_error(JobFailed("CANCELLED", "cancelled"))[0] == "Cancelled: no layer was added."
     short, details = describe_error(JobFailed("BAD_LABELS", "the label map has only one colour"))
-    assert short == "The engine could not finish: the label map has only one colour" and "BAD_LABELS" in details
-    assert "protocol versions" in describe_error(VersionMismatch("daemon speaks 2.0"))[0]
+    assert short == "The engine could not make the analogy: the label map has only one colour [BAD_LABELS]"
+    assert "BAD_LABELS" in details
+    assert "same protocol version" in describe_error(VersionMismatch("daemon speaks 2.0"))[0]
     assert describe_error(L.SelectionError("Choose the label layer."))[0] == "Choose the label layer."
-    assert describe_error(KeyError("x"))[0].startswith("Unexpected error (KeyError)")
+    assert describe_error(KeyError("x"))[0].startswith("Semantic Analogy failed unexpectedly (KeyError")
 
 
 # ---------------------------------------------------------------- palette

@@ -3,6 +3,9 @@
 It runs in GIMP's own Python (3.10+ on every platform GIMP 3 ships) and under
 pytest, so everything here takes plain values (names, rectangles, bytes) and
 returns plain values or raises PluginError with a message written for the user.
+What the Krita plug-in does too (the choices and their words, the engine address,
+progress and error texts, layer names, rectangles) is the shared core's
+(plugin_core/, bundled by install.py as sa_shared/plugin_core): one behaviour in both.
 """
 
 from __future__ import annotations
@@ -11,67 +14,53 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Hashable, Iterable, Mapping, Optional, Sequence
 
+try:
+    from sa_shared.plugin_core import UserError, address, choices, errors, geometry, naming, progress
+except ModuleNotFoundError as _e:  # not installed by install.py: a checkout with the project installed
+    if (_e.name or "").split(".")[0] != "sa_shared":
+        raise
+    from semantic_analogy.plugin_core import UserError, address, choices, errors, geometry, naming, progress
+
 PROC_NAME = "plug-in-semantic-analogy"
 MENU_LABEL = "Semantic _Analogy..."
 MENU_PATH = "<Image>/Filters/"
-# The daemon's default endpoint (protocol/SPEC.md); the dialog lets the user change it.
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
-DEFAULT_PORT = 5555
-ADDRESS_ENV = "SEMANTIC_ANALOGY_ADDRESS"  # the same variable the command line reads
-# GIMP kills a plug-in whose progress the user cancels, so the plug-in cannot
-# send a cancel: the daemon drops the job once we have been silent this long.
-CANCEL_IF_SILENT_S = 30.0
-CANCEL_IF_SILENT_ENV = "SEMANTIC_ANALOGY_CANCEL_IF_SILENT"
+DEFAULT_ADDRESS = address.DEFAULT_ADDRESS
+ADDRESS_ENV = address.ADDRESS_ENV
 CONNECT_TIMEOUT_S = 5.0
+PROGRESS_PREFIX = "Semantic Analogy: "  # GIMP's progress bar is shared with every plug-in
 
-# (nick, label, help) of the engine presets, in dialog order; the engine owns
-# their meaning (engine/presets.py) and the daemon validates the nick.
-PRESETS: tuple[tuple[str, str, str], ...] = (
-    ("preview", "Preview (128 px, minutes on a CPU)", "Quick look; the default without a GPU"),
-    ("standard", "Standard (256 px, for a GPU)", "Minutes on a GPU"),
-    ("best", "Best (512 px, long GPU training)", "Long training on a GPU"),
-    ("tiny", "Tiny (64 px, seconds; for tests)", "Smoke tests; the result is not meant to look good"),
-)
-DEFAULT_PRESET = "preview"
-
-# (nick, label, help) of the synthesis methods (protocol/SPEC.md, submit `method`), in
-# dialog order. The nicks are the protocol's (protocol/schema.py METHODS; a test keeps
-# them equal); this module must not import the protocol, so they are repeated here.
-METHOD_GAN = "gan"
-METHOD_PATCH = "patch"
-METHOD_GAN_PATCH = "gan+patch"
-METHODS: tuple[tuple[str, str, str], ...] = (
-    (
-        METHOD_PATCH,
-        "Photo patches by the labels (instant, no training)",
-        "The photo's own patches re-arranged by the labels: no training, full size in seconds; "
-        "as good as the trained methods in our tests",
-    ),
-    (
-        METHOD_GAN_PATCH,
-        "Trained network, with the photo's own detail",
-        "A network trained on the photo (minutes) lays the image out, then the photo's own patches give it detail",
-    ),
-    (METHOD_GAN, "Trained network only", "The trained network's output as it is (softer)"),
-)
-DEFAULT_METHOD = METHOD_PATCH
+# The choices and their words are the shared core's; the method names are the protocol's.
+PRESETS = choices.PRESETS
+DEFAULT_PRESET = choices.DEFAULT_PRESET
+METHODS = choices.METHODS
+DEFAULT_METHOD = choices.DEFAULT_METHOD
+METHOD_PATCH = "patch"  # the method that trains nothing (greys out the training settings)
 
 SOURCE_SELECTED = "selected-layer"
 SOURCE_VISIBLE = "visible-image"
-SOURCES: tuple[tuple[str, str, str], ...] = (
-    (
+SOURCES: tuple[choices.Choice, ...] = (
+    choices.Choice(
         SOURCE_SELECTED,
         "Selected layer",
         "The selected layer (when a label layer is selected: the lowest other layer, usually the photo)",
     ),
-    (SOURCE_VISIBLE, "Visible image", "What you see, without the two label layers"),
+    choices.Choice(SOURCE_VISIBLE, "Visible image", "What you see, without the two label layers"),
 )
 
-MAX_SIZE = 4096  # working size limit offered in the dialog (0 = the preset's)
-MAX_STEPS = 1_000_000
+MAX_SIZE = choices.MAX_SIZE  # working size limit offered in the dialog (0 = the preset's)
+MAX_STEPS = choices.MAX_STEPS
+
+# How the shared error texts (plugin_core/errors.py) tell a GIMP user to go on.
+GIMP_WORDS = errors.EditorWords(
+    retry="run the filter again",
+    connect="run the filter again",
+    address_field="the engine address in the filter's dialog",
+    reinstall="python plugin_gimp/install.py, then restart GIMP",
+    log_hint="The details are on GIMP's error console (Windows > Dockable Dialogs > Error Console) or its terminal.",
+)
 
 
-class PluginError(Exception):
+class PluginError(UserError):
     """A problem the user can fix; str(error) is the whole message shown by GIMP."""
 
 
@@ -92,72 +81,16 @@ class LayerInfo:
         return " / ".join(self.groups + (self.name,))
 
 
-_EXTENSIONS = re.compile(r"\.(png|jpe?g|webp|tiff?|xcf|bmp|gif|ora|psd|exr)$", re.IGNORECASE)
-# GIMP names duplicates "labels #1", "labels copy #2": the counter is noise.
-_COUNTER = re.compile(r"\s*#\d+$")
-
-SOURCE_LABEL_NAMES = frozenset(
-    {"labels", "label", "source labels", "source label", "labels source", "label map", "segmentation", "p"}
-)
-TARGET_LABEL_NAMES = frozenset(
-    {
-        "target labels",
-        "target label",
-        "labels target",
-        "target",
-        "edited labels",
-        "new labels",
-        "labels copy",
-        "label copy",
-        "p'",
-    }
-)
-
-
-def normalize_name(name: str) -> str:
-    """Lower-case words of a layer name without file extension or GIMP's '#n' counter."""
-    n = _COUNTER.sub("", name.strip())
-    n = _EXTENSIONS.sub("", n)
-    n = re.sub(r"[\s_\-.]+", " ", n.lower())
-    return n.strip()
-
-
-def _label_role(name: str) -> tuple[Optional[str], bool]:
-    """('source' | 'target' | None, exact) for a layer name."""
-    n = normalize_name(name)
-    if n in TARGET_LABEL_NAMES:
-        return "target", True
-    if n in SOURCE_LABEL_NAMES:
-        return "source", True
-    words = n.split()
-    has_label = any(w.startswith("label") for w in words)
-    if "target" in words or (has_label and "copy" in words):
-        return "target", False
-    if has_label:
-        return "source", False
-    return None, False
+normalize_name = naming.normalize_name
 
 
 def default_label_layers(layers: Sequence[LayerInfo]) -> tuple[Optional[Hashable], Optional[Hashable]]:
     """Keys of the source and target label layers chosen by name (None when none fits).
 
-    `layers` is the whole stack top first, group children included. Exact names
-    ("labels", "target labels", "label.png", "labels copy"...) win over names that
-    merely contain "label"/"target"; among equals the top-most layer wins.
+    `layers` is the whole stack top first, group children included; the rule is the
+    shared one (exact names first, then the top-most; plugin_core/naming.py).
     """
-    best: dict[str, tuple[int, int, Hashable]] = {}
-    for index, layer in enumerate(layers):
-        if layer.is_group:
-            continue
-        role, exact = _label_role(layer.name)
-        if role is None:
-            continue
-        rank = (0 if exact else 1, index)
-        if role not in best or rank < best[role][:2]:
-            best[role] = (*rank, layer.key)
-    source = best["source"][2] if "source" in best else None
-    target = best["target"][2] if "target" in best else None
-    return source, target
+    return naming.choose_label_layers([(layer.key, layer.name) for layer in layers if not layer.is_group])
 
 
 def choose_source_layer(
@@ -219,62 +152,9 @@ def check_base_type(base_type: str) -> None:
 # --------------------------------------------------------------------------- pixels
 
 
-@dataclass(frozen=True)
-class Rect:
-    """A rectangle in image coordinates (x, y may be negative for layers off the canvas)."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @property
-    def right(self) -> int:
-        return self.x + self.w
-
-    @property
-    def bottom(self) -> int:
-        return self.y + self.h
-
-    def contains(self, other: "Rect") -> bool:
-        return (
-            self.x <= other.x and self.y <= other.y and other.right <= self.right and other.bottom <= self.bottom
-        )
-
-    def intersect(self, other: "Rect") -> Optional["Rect"]:
-        x0, y0 = max(self.x, other.x), max(self.y, other.y)
-        x1, y1 = min(self.right, other.right), min(self.bottom, other.bottom)
-        if x1 <= x0 or y1 <= y0:
-            return None
-        return Rect(x0, y0, x1 - x0, y1 - y0)
-
-    def describe(self) -> str:
-        return f"{self.w}x{self.h} at ({self.x}, {self.y})"
-
-
-def _check_len(data: bytes, w: int, h: int, what: str) -> None:
-    if len(data) != w * h * 4:
-        raise ValueError(f"{what}: expected {w}x{h}x4 = {w * h * 4} bytes of RGBA, got {len(data)}")
-
-
-def crop_rgba(data: bytes, rect: Rect, region: Rect) -> bytes:
-    """The pixels of `region` (image coordinates) from RGBA `data` that covers `rect`.
-
-    A layer's buffer is local to the layer (its pixel (0, 0) is at the layer's
-    offsets), so rect is (offset_x, offset_y, width, height). Pixels of region
-    outside rect come out fully transparent.
-    """
-    _check_len(data, rect.w, rect.h, "layer pixels")
-    out = bytearray(region.w * region.h * 4)
-    common = rect.intersect(region)
-    if common is None:
-        return bytes(out)
-    row = common.w * 4
-    for y in range(common.y, common.bottom):
-        src = ((y - rect.y) * rect.w + (common.x - rect.x)) * 4
-        dst = ((y - region.y) * region.w + (common.x - region.x)) * 4
-        out[dst : dst + row] = data[src : src + row]
-    return bytes(out)
+Rect = geometry.Rect  # x, y, width, height in image coordinates (shared with the Krita plug-in)
+crop_rgba = geometry.crop_rgba
+place_on_canvas = geometry.place_on_canvas
 
 
 def check_covers(label_name: str, label_rect: Rect, source_name: str, region: Rect) -> None:
@@ -285,12 +165,6 @@ def check_covers(label_name: str, label_rect: Rect, source_name: str, region: Re
             f"the source \"{source_name}\" ({region.describe()}): the layers have different sizes or positions. "
             "Make them match (for example Layer > Layer to Image Size on each), then run the filter again."
         )
-
-
-def place_on_canvas(data: bytes, region: Rect, canvas_w: int, canvas_h: int) -> bytes:
-    """A canvas_w x canvas_h RGBA buffer holding `data` (region-sized) at region; transparent elsewhere."""
-    _check_len(data, region.w, region.h, "result pixels")
-    return crop_rgba(data, region, Rect(0, 0, canvas_w, canvas_h))
 
 
 def opaque_fraction(data: bytes) -> float:
@@ -328,131 +202,49 @@ class JobArgs:
 
 def normalize_address(text: str) -> str:
     """A ZeroMQ endpoint from what a user types: '5555', 'host:5555' or a full 'tcp://host:port'."""
-    t = (text or "").strip()
-    if not t:
-        return DEFAULT_ADDRESS
-    if re.fullmatch(r"\d+", t):
-        t = f"tcp://127.0.0.1:{t}"
-    elif "://" not in t:
-        t = f"tcp://{t}"
-    m = re.fullmatch(r"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)(?::(\d+))?", t)
-    if t.startswith("tcp://"):
-        if not m:
-            raise PluginError(
-                f"The engine address \"{text}\" is not valid. Use the form tcp://HOST:PORT, "
-                f"for example {DEFAULT_ADDRESS}."
-            )
-        port = int(m.group(2) or DEFAULT_PORT)
-        if not 0 < port < 65536:
-            raise PluginError(f"The engine address \"{text}\" has port {port}; ports go from 1 to 65535.")
-        return f"tcp://{m.group(1)}:{port}"
-    if t.startswith("ipc://") and len(t) > len("ipc://"):
-        return t
-    raise PluginError(
-        f"The engine address \"{text}\" is not valid. Use tcp://HOST:PORT (for example {DEFAULT_ADDRESS})."
-    )
-
-
-def default_address(env: Mapping[str, str]) -> str:
-    """The dialog's default engine address: $SEMANTIC_ANALOGY_ADDRESS when set and valid."""
     try:
-        return normalize_address(env.get(ADDRESS_ENV, ""))
-    except PluginError:
-        return DEFAULT_ADDRESS
+        return address.normalize_address(text)
+    except address.AddressError as e:
+        raise PluginError(str(e)) from None
 
 
-def cancel_if_silent(env: Mapping[str, str]) -> float:
-    """Seconds of silence after which the daemon drops our job: $SEMANTIC_ANALOGY_CANCEL_IF_SILENT or 30.
-
-    The client heartbeats every second, so anything from 2 s up is safe; tests use a
-    few seconds to see a killed plug-in's job stop without waiting half a minute.
-    """
-    try:
-        value = float(env.get(CANCEL_IF_SILENT_ENV, ""))
-    except ValueError:
-        return CANCEL_IF_SILENT_S
-    return value if 2.0 <= value <= 3600.0 else CANCEL_IF_SILENT_S
+default_address = address.default_address
+cancel_if_silent = address.cancel_if_silent
 
 
 def parse_job_args(values: Mapping[str, object]) -> JobArgs:
     """Validate the procedure's arguments (as read from its config) for a job.
 
     GIMP enforces the ranges it knows in the dialog; PDB callers can still pass
-    anything, so every value is checked again here.
+    anything, so every value is checked again here (by the shared rules).
     """
     source = str(values.get("source") or SOURCE_SELECTED)
-    if source not in {s[0] for s in SOURCES}:
-        raise PluginError(f"Unknown source \"{source}\"; use one of: {', '.join(s[0] for s in SOURCES)}.")
-    method = str(values.get("method") or DEFAULT_METHOD)
-    if method not in {m[0] for m in METHODS}:
-        raise PluginError(
-            f"Unknown method \"{method}\"; use one of: {', '.join(m[0] for m in METHODS)} "
-            f"({DEFAULT_METHOD}, the default: instant, no training; {METHOD_GAN_PATCH}: trains a network first)."
-        )
-    preset = str(values.get("preset") or DEFAULT_PRESET)
-    if preset not in {p[0] for p in PRESETS}:
-        raise PluginError(f"Unknown quality preset \"{preset}\"; use one of: {', '.join(p[0] for p in PRESETS)}.")
-    size = _int(values.get("size", 0), "size")
-    if size != 0 and not 32 <= size <= MAX_SIZE:
-        raise PluginError(
-            f"The working size must be 0 (the preset's) or between 32 and {MAX_SIZE} pixels, got {size}."
-        )
-    steps = _int(values.get("steps", 0), "steps")
-    if not 0 <= steps <= MAX_STEPS:
-        raise PluginError(f"The number of steps must be 0 (the preset's) or up to {MAX_STEPS}, got {steps}.")
-    seed = _int(values.get("seed", 0), "seed")
-    if seed < 0:
-        raise PluginError(f"The seed must be 0 or more, got {seed}.")
-    address = normalize_address(str(values.get("address") or ""))
-    return JobArgs(
-        source=source, method=method, preset=preset, size=size, steps=steps, seed=seed, address=address
-    )
-
-
-def _int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PluginError(f"The argument \"{name}\" must be a whole number, got {value!r}.")
-    return value
+    if source not in {s.nick for s in SOURCES}:
+        raise PluginError(f"Unknown source \"{source}\"; use one of: {', '.join(s.nick for s in SOURCES)}.")
+    try:
+        method = choices.check_method(str(values.get("method") or DEFAULT_METHOD))
+        preset = choices.check_preset(str(values.get("preset") or DEFAULT_PRESET))
+        size = choices.check_size(values.get("size", 0))
+        steps = choices.check_steps(values.get("steps", 0))
+        seed = choices.check_seed(values.get("seed", 0))
+    except choices.ChoiceError as e:
+        raise PluginError(str(e)) from None
+    return JobArgs(source=source, method=method, preset=preset, size=size, steps=steps, seed=seed,
+                   address=normalize_address(str(values.get("address") or "")))
 
 
 def build_settings(args: JobArgs) -> dict:
-    """Engine TrainSettings fields for the job; 0 means 'the preset decides' and is left out.
-
-    Identical settings for the same pixels give the same model key on the daemon,
-    which is what lets a second run with an edited target reuse the trained model.
-    The method is not a setting (it is not part of the model key): one model serves all.
-    """
-    settings: dict = {"preset": args.preset, "seed": args.seed}
-    if args.size:
-        settings["size"] = args.size
-    if args.steps:
-        settings["steps"] = args.steps
-    return settings
+    """Engine TrainSettings fields for the job (the shared rule: 0 is left to the preset,
+    so that the same choices give the same model key and a second run reuses the model)."""
+    return choices.train_settings(args.preset, args.size, args.steps, args.seed)
 
 
-def result_layer_name(target_name: str) -> str:
-    """The new layer is named after the target label layer it realises."""
-    return f"{target_name.strip() or 'target'} (analogy)"
+def result_layer_name(target_name: str, existing: Iterable[str] = ()) -> str:
+    """The new layer is named after the target label layer it realises, unique in the image."""
+    return naming.result_name(target_name, existing)
 
 
 # --------------------------------------------------------------------------- progress
-
-
-def format_eta(seconds: Optional[float]) -> str:
-    """'~40 s left', '~3 min left', '~1 h 20 min left' (rounded like a person would)."""
-    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN or unknown
-        return "estimating time left"
-    if seconds < 1:
-        return "almost done"
-    if seconds < 10:
-        return f"~{int(round(seconds))} s left"
-    if seconds < 57.5:  # nearest 5 s; from 57.5 s on it reads better as a minute
-        return f"~{int(round(seconds / 5.0)) * 5} s left"
-    minutes = max(1, int(round(seconds / 60.0)))
-    if minutes < 60:
-        return f"~{minutes} min left"
-    hours, minutes = divmod(minutes, 60)
-    return f"~{hours} h {minutes} min left" if minutes else f"~{hours} h left"
 
 
 def progress_update(
@@ -460,135 +252,50 @@ def progress_update(
 ) -> tuple[Optional[float], Optional[str]]:
     """(fraction for the progress bar or None, text or None) for one daemon event.
 
-    `method` is the job's method (None: the default). GIMP's progress bar has no room
-    for a picture, so an instant preview is only announced in words.
+    GIMP's progress bar has no room for a picture, so an instant preview is only
+    announced in words (the shared texts, prefixed: the bar is shared with other plug-ins).
     """
-    method = method or DEFAULT_METHOD
-    if kind == "queued":
-        position = int(data.get("position", 0) or 0)  # type: ignore[arg-type]
-        if position <= 0:
-            if method == METHOD_PATCH:
-                # Nothing else arrives until the result is made: say what takes the seconds.
-                return 0.0, "Semantic Analogy: making the result from the photo's patches (no training)"
-            return 0.0, "Semantic Analogy: starting"
-        jobs = "job" if position == 1 else "jobs"
-        return 0.0, f"Semantic Analogy: waiting, {position} {jobs} ahead on the engine"
-    if kind == "progress":
-        step = _num(data.get("step"))
-        total = _num(data.get("total"))
-        stage = str(data.get("stage") or "train")
-        fraction = min(1.0, max(0.0, step / total)) if total and total > 0 and step is not None else None
-        if stage == "train":
-            if step is None or not total:
-                return fraction, "Semantic Analogy: training"
-            eta = format_eta(_num(data.get("eta_s")))
-            return fraction, f"Semantic Analogy: training {int(step)}/{int(total)}, {eta}"
-        if stage == "apply":
-            return fraction, "Semantic Analogy: " + _apply_text(method, step, total)
-        return fraction, f"Semantic Analogy: {stage}"
-    if kind == "preview" and data.get("instant") is True:
-        return _instant_preview_update(data)
-    if kind == "result":
-        return 1.0, "Semantic Analogy: inserting the result"
-    return None, None  # training previews: a picture GIMP's progress bar cannot show
-
-
-def _apply_text(method: str, step: Optional[float], total: Optional[float]) -> str:
-    """What the 'apply' stage does for the method; 'i/n' once there is more than one target."""
-    if method == METHOD_PATCH:
-        text = "making the result from the photo's patches"
-    elif method == METHOD_GAN_PATCH:
-        text = "making the result (adding the photo's detail)"
-    else:
-        text = "making the result"
-    if step is not None and total and total > 1:
-        text += f", {int(step)}/{int(total)} done"
-    return text
-
-
-def _instant_preview_update(data: Mapping[str, object]) -> tuple[Optional[float], Optional[str]]:
-    """The instant preview (SPEC.md, Instant result): the job goes on, and the text says to what."""
-    stage = str(data.get("stage") or "")
-    total = _num(data.get("total"))
-    what = "GAN" if data.get("kind") == "gan" else "patch"
-    if stage == "train":
-        steps = f" 0/{int(total)}" if total and total > 0 else ""
-        return 0.0, f"Semantic Analogy: instant {what} result ready; training{steps}\u2026"
-    # From the model cache: the GAN's layout is ready, the patch pass makes the result.
-    return None, f"Semantic Analogy: instant {what} result ready; adding the photo's detail\u2026"
-
-
-def _num(value: object) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    up = progress.event_update(kind, data, method)
+    return up.fraction, (PROGRESS_PREFIX + up.text) if up.text else None
 
 
 # --------------------------------------------------------------------------- messages for errors
 
 
-def daemon_unavailable_message(address: str) -> str:
-    return (
-        f"Cannot reach the Semantic Analogy engine at {address}. Start it in a terminal with "
-        "\"semantic-analogy serve\" (or check that it listens on this address), or correct "
-        "the engine address in the filter's dialog, then run the filter again."
-    )
+def daemon_unavailable_message(addr: str) -> str:
+    return errors.daemon_unavailable(addr, GIMP_WORDS)
 
 
-def daemon_lost_message(address: str) -> str:
-    return (
-        f"The Semantic Analogy engine at {address} stopped answering while it worked on this image. "
-        "Look at the terminal where \"semantic-analogy serve\" runs, restart it if needed, "
-        "and run the filter again."
-    )
+def daemon_lost_message(addr: str) -> str:
+    return errors.daemon_lost(addr, GIMP_WORDS)
 
 
 def version_mismatch_message(detail: str) -> str:
-    return (
-        f"The plug-in and the engine do not speak the same protocol version ({detail}). "
-        "Install the plug-in from the same Semantic Analogy version as the engine "
-        "(python plugin_gimp/install.py), restart GIMP, and run the filter again."
-    )
-
-
-CANCEL_CODES = frozenset({"CANCELLED", "CLIENT_SILENT", "SHUTDOWN"})
+    return errors.version_mismatch(detail, GIMP_WORDS)
 
 
 def job_failed_message(code: str, message: str) -> str:
     """A job that ended with an error or a cancel on the daemon (codes from protocol/errors.py)."""
-    text = (message or "").strip() or "no details were given"
-    code = (code or "").upper()
-    if code in CANCEL_CODES:
-        return f"The engine stopped the job: {text} Run the filter again to start over."
-    return f"The engine could not make the analogy: {text}" + (f" [{code}]" if code else "")
+    return errors.job_failed(code, message, GIMP_WORDS)
 
 
-def job_refused_message(code: str, message: str) -> str:
-    """A submit the daemon (or the client, checking its limits) refused before any work."""
-    text = (message or "").strip() or "no details were given"
-    return f"The engine refused the job: {text}" + (f" [{code.upper()}]" if code else "")
+job_refused_message = errors.job_refused
 
 
 def image_closed_message() -> str:
-    return (
-        "The image was closed while the engine worked on it, so the result has nowhere to go. "
-        "Open the image again and run the filter: the trained model is kept by the engine, "
-        "so the result comes back in about a second."
-    )
+    return errors.image_closed(GIMP_WORDS)
 
 
-def result_size_message(got: tuple[int, int], expected: tuple[int, int]) -> str:
-    return (
-        f"The engine returned a {got[0]}x{got[1]} result for a {expected[0]}x{expected[1]} source. "
-        "This is a bug in the engine; please report it with the image size."
-    )
+result_size_message = errors.result_size
 
 
 def unexpected_error_message(error: BaseException) -> str:
-    return (
-        f"Semantic Analogy failed unexpectedly: {type(error).__name__}: {error}. "
-        "The details are on GIMP's error console (Windows > Dockable Dialogs > Error Console) or its terminal."
-    )
+    return errors.unexpected(error, GIMP_WORDS)
+
+
+def warnings_message(warnings: Sequence[str]) -> str:
+    """The daemon's warnings of one job, said once at its end (GIMP's message box/console)."""
+    return "Semantic Analogy: the engine warned:\n" + "\n".join(f"- {w}" for w in warnings)
 
 
 # --------------------------------------------------------------------------- dependencies

@@ -3,10 +3,10 @@
 
 Reads the photo and two label layers, sends them to the Semantic Analogy engine
 daemon over its ZeroMQ protocol, shows the training progress and inserts the
-result as a new layer. The logic that needs no GIMP lives in sa_gimp_logic.py;
-the protocol package is bundled beside this file as sa_protocol/ by
-plugin_gimp/install.py, and pyzmq/msgpack come from GIMP's Python or from the
-plug-in's vendor/ folder.
+result as a new layer. The logic that needs no GIMP lives in sa_gimp_logic.py and
+the shared plug-in core; plugin_gimp/install.py bundles the protocol and that core
+beside this file as sa_shared/, and pyzmq/msgpack come from GIMP's Python or from
+the plug-in's vendor/ folder.
 """
 
 import importlib
@@ -58,30 +58,26 @@ def load_protocol():
             sysconfig.get_platform(),
             flatpak=os.path.exists("/.flatpak-info"),
         )
-    # sa_protocol: the copy install.py bundles; semantic_analogy.protocol: a developer's checkout.
-    for package in ("sa_protocol", "semantic_analogy.protocol"):
-        try:
-            client = importlib.import_module(package + ".client")
-            errors = importlib.import_module(package + ".errors")
-            images = importlib.import_module(package + ".images")
-        except ModuleNotFoundError as exc:
-            if exc.name and package.startswith(exc.name.split(".")[0]):
-                continue
-            raise
-        return (
-            SimpleNamespace(
-                Client=client.Client,
-                RGBAImage=images.RGBAImage,
-                ProtocolError=errors.ProtocolError,
-                DaemonUnavailable=errors.DaemonUnavailable,
-                VersionMismatch=errors.VersionMismatch,
-                JobFailed=errors.JobFailed,
-            ),
-            None,
+    # The protocol beside the shared core: sa_shared/ as install.py bundles it, or the
+    # installed semantic_analogy package in a developer's checkout.
+    try:
+        bundle = importlib.import_module(logic.choices.__name__.rpartition(".")[0] + ".bundle")
+        proto = bundle.protocol()
+    except ModuleNotFoundError as exc:
+        return None, (
+            f"The plug-in's copy of the protocol package (sa_shared/protocol) is missing in {HERE} ({exc}). "
+            "Reinstall the plug-in with: python plugin_gimp/install.py, then restart GIMP."
         )
-    return None, (
-        f"The plug-in's copy of the protocol package (sa_protocol) is missing in {HERE}. "
-        "Reinstall the plug-in with: python plugin_gimp/install.py, then restart GIMP."
+    return (
+        SimpleNamespace(
+            Client=proto.client.Client,
+            RGBAImage=proto.images.RGBAImage,
+            ProtocolError=proto.errors.ProtocolError,
+            DaemonUnavailable=proto.errors.DaemonUnavailable,
+            VersionMismatch=proto.errors.VersionMismatch,
+            JobFailed=proto.errors.JobFailed,
+        ),
+        None,
     )
 
 
@@ -112,7 +108,7 @@ def read_layer(layer):
     """(Rect in image coordinates, RGBA bytes) of a layer's own pixels."""
     rect = layer_rect(layer)
     buffer = layer.get_buffer()  # local coordinates: (0, 0) is the layer's top-left corner
-    data = buffer.get(Gegl.Rectangle.new(0, 0, rect.w, rect.h), 1.0, PIXEL_FORMAT, Gegl.AbyssPolicy.NONE)
+    data = buffer.get(Gegl.Rectangle.new(0, 0, rect.width, rect.height), 1.0, PIXEL_FORMAT, Gegl.AbyssPolicy.NONE)
     return rect, bytes(data)
 
 
@@ -174,12 +170,14 @@ def set_default_label_layers(image, config):
 # --------------------------------------------------------------------------- talking to the daemon
 
 
-def show_progress(kind, data, method):
-    fraction, text = logic.progress_update(kind, data, method)
-    if text:
-        Gimp.progress_set_text(text)
-    if fraction is not None:
-        Gimp.progress_update(fraction)
+def show_progress(job_progress, kind, data):
+    update = job_progress.update(kind, data)
+    if update.text:
+        Gimp.progress_set_text(logic.PROGRESS_PREFIX + update.text)
+    if update.fraction is not None:
+        Gimp.progress_update(update.fraction)
+    if update.notice:  # a daemon warning: on the console now, in a message at the end
+        sys.stderr.write(f"{logic.PROC_NAME}: {update.notice}\n")
 
 
 def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
@@ -194,7 +192,7 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
             raise logic.PluginError(logic.version_mismatch_message(str(exc)))
         except proto.DaemonUnavailable:
             raise logic.PluginError(logic.daemon_unavailable_message(args.address))
-        make = lambda data: proto.RGBAImage(width=region.w, height=region.h, data=data)  # noqa: E731
+        make = lambda data: proto.RGBAImage(width=region.width, height=region.height, data=data)  # noqa: E731
         try:
             job_id = client.submit(
                 make(image_px),
@@ -208,7 +206,8 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
             # wait() polls, which keeps the job's heartbeat going. If the user cancels GIMP's
             # progress, GIMP kills this process; the heartbeats stop and the daemon cancels
             # the job by itself (cancel_if_silent), without anyone telling it.
-            images = client.wait(job_id, on_event=lambda event: show_progress(event.kind, event.data, args.method))
+            job_progress = logic.progress.JobProgress(args.method)
+            images = client.wait(job_id, on_event=lambda event: show_progress(job_progress, event.kind, event.data))
         except proto.JobFailed as exc:
             raise logic.PluginError(logic.job_failed_message(exc.code, exc.message))
         except proto.DaemonUnavailable:
@@ -220,9 +219,10 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
     if not images:
         raise logic.PluginError(logic.job_failed_message("", "the engine sent no result image"))
     result = images[0]
-    if (result.width, result.height) != (region.w, region.h):
-        raise logic.PluginError(logic.result_size_message((result.width, result.height), (region.w, region.h)))
-    return result.data
+    if (result.width, result.height) != (region.width, region.height):
+        raise logic.PluginError(
+            logic.result_size_message((result.width, result.height), (region.width, region.height)))
+    return result.data, job_progress.warnings
 
 
 # --------------------------------------------------------------------------- the procedure
@@ -267,7 +267,7 @@ def make_analogy(image, drawables, config):
         label_px.append(data)
     target_name = target_labels.get_name()
 
-    result_px = run_job(proto, args, image_px, label_px[0], label_px[1], target_name, region)
+    result_px, warnings = run_job(proto, args, image_px, label_px[0], label_px[1], target_name, region)
 
     # Minutes may have passed: the user may have closed or changed the image.
     if not image.is_valid():
@@ -277,8 +277,9 @@ def make_analogy(image, drawables, config):
     canvas = logic.place_on_canvas(result_px, region, width, height)
     image.undo_group_start()
     try:
+        existing = [info.name for info, _ in list_layers(image)]
         layer = Gimp.Layer.new(
-            image, logic.result_layer_name(target_name), width, height,
+            image, logic.result_layer_name(target_name, existing), width, height,
             Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL,
         )
         image.insert_layer(layer, None, 0)
@@ -289,6 +290,8 @@ def make_analogy(image, drawables, config):
     finally:
         image.undo_group_end()
     Gimp.displays_flush()
+    if warnings:  # once per job; GIMP shows it in its message box or error console
+        Gimp.message(logic.warnings_message(warnings))
     return layer
 
 
@@ -306,7 +309,7 @@ def show_dialog(procedure, image, config):
     # Method patch trains nothing, so the training settings do not apply to it: grey them
     # out rather than let the user wonder what they change (the seed still does).
     patch_only = Gimp.ValueArray.new(1)
-    patch_only.append(GObject.Value(GObject.TYPE_STRING, logic.METHOD_PATCH))
+    patch_only.append(GObject.Value(GObject.TYPE_STRING, logic.METHOD_PATCH))  # needs_training() is False
     for name in ("preset", "size", "steps"):
         dialog.set_sensitive_if_in(name, None, "method", patch_only, False)
 
@@ -358,8 +361,8 @@ def run(procedure, run_mode, image, drawables, config, data):
 
 def _choice(entries):
     choice = Gimp.Choice.new()
-    for index, (nick, label, help_text) in enumerate(entries):
-        choice.add(nick, index, label, help_text)
+    for index, entry in enumerate(entries):
+        choice.add(entry.nick, index, entry.label, entry.help)
     return choice
 
 

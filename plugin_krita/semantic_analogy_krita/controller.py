@@ -20,12 +20,12 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Optional
 
-from . import krita_io
+from . import core, krita_io
 from . import layers as L
 from .messages import (
-    CANCELLED_CAPTION, FAILED_CAPTION, INSTANT_PROGRESS, KEEP_NOTE, KEEPING_CAPTION, KEEPING_FULL_SIZE_CAPTION,
+    CANCELLED_CAPTION, FAILED_CAPTION, KEEP_NOTE, KEEPING_CAPTION, KEEPING_FULL_SIZE_CAPTION,
     Request, build_request, connection_text, describe_error, keep_uses_preview, patch_request, preview_view,
-    progress_view, result_caption,
+    result_caption, view_of,
 )
 from .pixels import make_opaque
 from .qt_compat import QObject, QTimer, pyqtSignal, qimage_from_rgba
@@ -50,6 +50,8 @@ class Controller(QObject):
     previewChanged = pyqtSignal(object, str)
     resultAdded = pyqtSignal(str, str)  # name of the new layer, where it went ("on top of the label layers")
     failed = pyqtSignal(str, str)  # short message, full text to copy
+    # Said once per job: a daemon warning, or that an Apply has to train first (shared core's JobProgress).
+    noticeAdded = pyqtSignal(str)
     finished = pyqtSignal(bool)  # True when a job ended with a result
 
     def __init__(self, protocol_modules, parent=None) -> None:
@@ -69,6 +71,7 @@ class Controller(QObject):
         self._keeping = False  # keep_instant() pressed: the training job's end leads to the kept result
         self._kept = False  # the job's result is a kept instant result (for the preview's caption)
         self._pending: Optional[tuple] = None  # (Request, address) waiting for a connect under way
+        self._progress = core.progress.JobProgress()  # the running job's events in words
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
@@ -168,6 +171,9 @@ class Controller(QObject):
             return False
         self._job = placement
         self._request = request
+        self._progress = core.progress.JobProgress(
+            request.method, expects_model=(mode == "apply"), preset=settings.preset, steps=settings.steps,
+            device=self.device())
         self._cancel_requested = False
         self._kept = False
         self.busyChanged.emit(True)
@@ -321,11 +327,15 @@ class Controller(QObject):
                 if self._job_id is None:
                     break
         except Exception as e:  # a dead daemon or a bug: report in the docker, keep Krita running
+            during_job = self._job_id is not None
             self._end_job()
-            self._fail(e)
+            self._fail(e, during_job=during_job)
 
     def _handle(self, ev) -> None:
-        view = progress_view(ev.kind, ev.data or {})
+        update = self._progress.update(ev.kind, ev.data or {})
+        if update.notice:
+            self.noticeAdded.emit(update.notice)
+        view = view_of(update)
         if self._keeping and ev.terminal:
             # Whatever ended the training (the cancel, or it finished or failed first), the
             # user chose the instant result, which is still valid.
@@ -335,11 +345,12 @@ class Controller(QObject):
             im = ev.images[0]
             pv = preview_view(ev.data or {})
             caption = pv.caption
+            if pv.instant and view.text:
+                # The queued event said "Starting…"; the instant result is in and the job goes on.
+                self.progressChanged.emit(view.percent, view.text)
             if pv.keepable and self._job is not None and self._job.get("has_target"):
                 self._instant = im
                 self.keepAvailable.emit(True)
-                # The queued event said "Starting…"; the instant result is in and training goes on.
-                self.progressChanged.emit(-1, INSTANT_PROGRESS)
             elif self.can_keep and not pv.instant:
                 caption += KEEP_NOTE  # the Keep button is still offered under a training preview
             self.previewReady.emit(qimage_from_rgba(im.width, im.height, im.data), caption, pv.instant)
@@ -407,17 +418,17 @@ class Controller(QObject):
             self.busyChanged.emit(False)
 
     # ------------------------------------------------------------------ errors
-    def _describe(self, error: BaseException) -> tuple[str, str]:
-        short, details = describe_error(error, self._address)
-        if short.startswith("Unexpected error"):
+    def _describe(self, error: BaseException, during_job: bool = False) -> tuple[str, str]:
+        short, details = describe_error(error, self._address, during_job=during_job)
+        if short.startswith("Semantic Analogy failed unexpectedly"):
             details += "\n\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__))
         if type(error).__name__ == "DaemonUnavailable":
             self._drop_client()
             self.connectionChanged.emit(False, "Not connected")
         return short, details
 
-    def _fail(self, error: BaseException) -> None:
-        short, details = self._describe(error)
+    def _fail(self, error: BaseException, during_job: bool = False) -> None:
+        short, details = self._describe(error, during_job)
         log.warning("%s", details)
         self.failed.emit(short, details)
         self.finished.emit(False)

@@ -10,8 +10,9 @@ AppImage), never a virtual environment. So:
   `build_zip.py --zmq-wheel WHEEL` carries each given wheel unpacked in
   vendor/<python>-<abi>-<os>-<arch>/ and the matching one is used; otherwise the
   pyzmq that Krita's Python already has (Debian/Ubuntu: `apt install python3-zmq`).
-* the protocol package is bundled as semantic_analogy_krita/protocol (it uses only
-  relative imports, so the copy works under this name).
+* the protocol package is bundled as semantic_analogy_krita/protocol and the shared
+  editor-side core as semantic_analogy_krita/plugin_core (relative imports only, so
+  the copies work under these names; plugin_core/bundle.py finds its sibling protocol).
 
 A module already importable from Krita's Python wins over a bundled one, so a
 distribution's compiled msgpack/pyzmq is preferred; a bundled one is the fallback.
@@ -199,22 +200,16 @@ def load_dependencies(vendor_dir: Path = VENDOR_DIR, rt: Optional[Runtime] = Non
 
 
 def load_protocol():
-    """The protocol package: the copy bundled in the plugin, else an installed one.
-
-    Returns the tuple (client module, images module, errors module).
-    """
+    """The protocol package: the copy bundled in the plugin (beside the shared core,
+    which finds it), else an installed one. Returns (client, images, errors) modules."""
     load_dependencies()
-    errors = []
-    for base in (__package__ + ".protocol", "semantic_analogy.protocol"):
-        try:
-            client = importlib.import_module(base + ".client")
-            images = importlib.import_module(base + ".images")
-            errs = importlib.import_module(base + ".errors")
-            return client, images, errs
-        except ImportError as e:
-            errors.append(f"{base}: {e}")
-    raise MissingDependency(
-        "The plugin is incomplete: its bundled protocol package is missing "
-        f"({'; '.join(errors)}). Install the zip made by “python plugin_krita/build_zip.py” "
-        "rather than copying the source folder."
-    )
+    try:
+        from .core import bundle
+
+        proto = bundle.protocol()
+    except ImportError as e:
+        raise MissingDependency(
+            f"The plugin is incomplete: its bundled protocol or shared core is missing ({e}). "
+            "Install the zip made by “python plugin_krita/build_zip.py” rather than copying the source folder."
+        ) from e
+    return proto.client, proto.images, proto.errors

@@ -10,12 +10,11 @@ from typing import Optional
 
 from krita import DockWidget, Krita  # type: ignore[import-not-found]
 
-from . import krita_io
+from . import core, krita_io, palette
 from . import layers as L
-from . import palette
 from .deps import MissingDependency, load_protocol
 from .qt_compat import (
-    ALIGN_CENTER, KEEP_ASPECT, SMOOTH, QApplication, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox,
+    ALIGN_CENTER, KEEP_ASPECT, TOOLTIP_ROLE, SMOOTH, QApplication, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox,
     QGuiApplication, QHBoxLayout, QLabel, QLineEdit, QPixmap, QPlainTextEdit, QProgressBar, QPushButton,
     QScrollArea, QSpinBox, QTimer, QToolButton, QVBoxLayout, QWidget,
 )
@@ -72,6 +71,7 @@ class SemanticAnalogyDocker(DockWidget):
             c.previewChanged.connect(self._on_preview_changed)
             c.resultAdded.connect(self._on_result)
             c.failed.connect(self.show_error)
+            c.noticeAdded.connect(self._on_notice)
             c.finished.connect(self._on_finished)
             # close the socket and stop the worker before Krita tears Qt down
             QApplication.instance().aboutToQuit.connect(c.shutdown)
@@ -140,31 +140,34 @@ class SemanticAnalogyDocker(DockWidget):
         opts = QGroupBox("Quality", body)
         f2 = QFormLayout(opts)
         self.preset = QComboBox(opts)
-        for name, text in PRESETS:
-            self.preset.addItem(text, name)
+        for i, choice in enumerate(PRESETS):
+            self.preset.addItem(choice.label, choice.nick)
+            self.preset.setItemData(i, choice.help, TOOLTIP_ROLE)
         self.preset.currentIndexChanged.connect(self._remember)
         self.size = QSpinBox(opts)
-        self.size.setRange(0, 4096)
+        self.size.setRange(0, core.choices.MAX_SIZE)
         self.size.setSingleStep(32)
         self.size.setSpecialValueText("Auto (preset)")
         self.size.setSuffix(" px")
         self.size.setToolTip("Working size: the longest side the engine trains at")
         self.size.valueChanged.connect(self._remember)
         self.steps = QSpinBox(opts)
-        self.steps.setRange(0, 100_000)
+        self.steps.setRange(0, core.choices.MAX_STEPS)
         self.steps.setSingleStep(100)
         self.steps.setSpecialValueText("Auto (preset)")
         self.steps.setToolTip("Training iterations: more is slower and usually better")
         self.steps.valueChanged.connect(self._remember)
         self.method = QComboBox(opts)
-        for name, text in METHODS:
-            self.method.addItem(text, name)
+        for i, choice in enumerate(METHODS):
+            self.method.addItem(choice.label, choice.nick)
+            self.method.setItemData(i, choice.help, TOOLTIP_ROLE)
         self.method.setToolTip(
             "How the result is made. Photo patches (the default): no training, a full-size result in "
             "seconds, as good as the trained methods in our tests. Trained layout + photo detail: a network "
             "trained on the photo decides the layout, the photo's own patches give detail. Changing it "
             "after Train reuses the trained model.")
         self.method.currentIndexChanged.connect(self._remember)
+        self.method.currentIndexChanged.connect(lambda *_: self._sync_training_widgets())
         f2.addRow("Method", self.method)
         f2.addRow("Preset", self.preset)
         f2.addRow("Working size", self.size)
@@ -196,6 +199,12 @@ class SemanticAnalogyDocker(DockWidget):
         self.progress_text.setWordWrap(True)
         root.addWidget(self.progress)
         root.addWidget(self.progress_text)
+        # What the engine says once per job (a warning, or that an Apply trains first).
+        self.notice = QLabel("", body)
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #b07000;")
+        self.notice.setVisible(False)
+        root.addWidget(self.notice)
         self.preview = QLabel(body)
         self.preview.setAlignment(ALIGN_CENTER)
         self.preview.setMinimumHeight(PREVIEW_PX // 2)
@@ -242,6 +251,14 @@ class SemanticAnalogyDocker(DockWidget):
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.connect_btn, self.train_btn, self.apply_btn, self.live):
+            w.setEnabled(on)
+
+    def _sync_training_widgets(self) -> None:
+        """Method patch trains nothing: preset, size and steps do not apply to it, so they are
+        greyed out (as in GIMP's dialog) rather than left for the user to wonder about."""
+        method = self.method.currentData() or DEFAULT_METHOD
+        on = core.choices.needs_training(method) and not (self.controller is not None and self.controller.busy)
+        for w in (self.preset, self.size, self.steps):
             w.setEnabled(on)
 
     # ------------------------------------------------------------------ Krita hooks
@@ -299,6 +316,7 @@ class SemanticAnalogyDocker(DockWidget):
             self.live.setChecked(ds.live)
         finally:
             self._filling = False
+        self._sync_training_widgets()
 
     def selection(self) -> L.Selection:
         return L.Selection(self.source.currentData() or "", self.labels.currentData() or "",
@@ -399,6 +417,8 @@ class SemanticAnalogyDocker(DockWidget):
         if started:
             self.preview.clear()
             self.preview_caption.setText("")
+            self.notice.setText("")
+            self.notice.setVisible(False)
         return started
 
     def refresh_layers_keep(self) -> None:
@@ -459,6 +479,14 @@ class SemanticAnalogyDocker(DockWidget):
         for w in (self.train_btn, self.apply_btn, self.connect_btn):
             w.setEnabled(not busy)
         self.cancel_btn.setEnabled(busy)
+        self._sync_training_widgets()
+
+    def _on_notice(self, text: str) -> None:
+        lines = [line for line in self.notice.text().split("\n") if line]
+        if text not in lines:
+            lines.append(text)
+        self.notice.setText("\n".join(lines))
+        self.notice.setVisible(True)
 
     def _on_progress(self, percent: int, text: str) -> None:
         if percent < 0:
@@ -515,7 +543,7 @@ class SemanticAnalogyDocker(DockWidget):
         from .messages import describe_error
 
         short, details = describe_error(e)
-        if short.startswith("Unexpected error"):
+        if short.startswith("Semantic Analogy failed unexpectedly"):
             import traceback
 
             details += "\n\n" + "".join(traceback.format_exception(type(e), e, e.__traceback__))

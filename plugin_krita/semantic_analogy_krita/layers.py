@@ -6,9 +6,10 @@ tested without Krita. krita_io.py turns real nodes into LayerInfo.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
+
+from . import core
 
 # Node types (Node.type()) that hold colour pixels we can read with pixelData().
 # Masks (transparencymask, filtermask, selectionmask, colorizemask, ...) do not.
@@ -18,14 +19,17 @@ PIXEL_LAYER_TYPES = frozenset(
 # Types a result may be compared with, but that the user does not paint labels on.
 LABEL_LAYER_TYPES = frozenset({"paintlayer", "grouplayer", "vectorlayer", "filelayer", "clonelayer"})
 
-# Names the helpers give; also how the defaults recognise a user's own layers.
-LABEL_PREFIX = "Labels"
-TARGET_PREFIX = "Target"
-RESULT_SUFFIX = " → analogy"
+# Names the helpers give, and how a user's own layers are recognised: the shared rule.
+LABEL_PREFIX = core.naming.LABEL_PREFIX
+TARGET_PREFIX = core.naming.TARGET_PREFIX
+RESULT_SUFFIX = core.naming.RESULT_SUFFIX
 VISIBLE_IMAGE = ""  # the source "uid" meaning: the visible image without label/target/result layers
-
-_LABEL_RE = re.compile(r"^(labels?|label map|segmentation|semantic|classes)\b", re.IGNORECASE)
-_TARGET_RE = re.compile(r"^(target|edit(ed)?)\b", re.IGNORECASE)
+is_label_name = core.naming.is_label_name
+is_target_name = core.naming.is_target_name
+is_result_name = core.naming.is_result_name
+unique_name = core.naming.unique_name
+next_target_name = core.naming.next_target_name
+result_name = core.naming.result_name
 
 
 class SelectionError(ValueError):
@@ -65,18 +69,6 @@ class LayerRef:
         return cls(d["uid"], d["name"])
 
 
-def is_label_name(name: str) -> bool:
-    return bool(_LABEL_RE.match(name.strip()))
-
-
-def is_target_name(name: str) -> bool:
-    return bool(_TARGET_RE.match(name.strip()))
-
-
-def is_result_name(name: str) -> bool:
-    return name.endswith(RESULT_SUFFIX) or re.search(re.escape(RESULT_SUFFIX) + r" \(\d+\)$", name) is not None
-
-
 def resolve(layers: Sequence[LayerInfo], ref: Optional[LayerRef]) -> Optional[LayerInfo]:
     """Find a remembered layer: by uid, else by a name that is unique in the document."""
     if ref is None:
@@ -96,17 +88,21 @@ def _topmost(candidates: Iterable[LayerInfo]) -> Optional[LayerInfo]:
     return best
 
 
+def _chosen_by_name(layers: Sequence[LayerInfo], role: int, skip: str = "") -> Optional[LayerInfo]:
+    """The layer the shared naming rule picks (exact names first, then the top-most)."""
+    candidates = [l for l in sorted(layers, key=lambda l: -l.index) if l.kind in LABEL_LAYER_TYPES and l.uid != skip]
+    uid = core.naming.choose_label_layers([(l.uid, l.name) for l in candidates])[role]
+    return next((l for l in candidates if l.uid == uid), None)
+
+
 def default_labels(layers: Sequence[LayerInfo]) -> Optional[LayerInfo]:
-    """The top-most layer named like a label layer ("Labels", "label map", ...)."""
-    return _topmost(l for l in layers if l.kind in LABEL_LAYER_TYPES and is_label_name(l.name))
+    """The label layer by name ("Labels", "label map", ...)."""
+    return _chosen_by_name(layers, 0)
 
 
 def default_target(layers: Sequence[LayerInfo], labels: Optional[LayerInfo]) -> Optional[LayerInfo]:
-    """The top-most layer named like a target ("Target 1", "edited labels", ...)."""
-    uid = labels.uid if labels else None
-    return _topmost(
-        l for l in layers if l.kind in LABEL_LAYER_TYPES and is_target_name(l.name) and l.uid != uid
-    )
+    """The target label layer by name ("Target 1", "edited labels", "labels copy", ...)."""
+    return _chosen_by_name(layers, 1, labels.uid if labels else "")
 
 
 def default_source(layers: Sequence[LayerInfo]) -> str:
@@ -240,27 +236,3 @@ def result_placement(layers: Sequence[LayerInfo], sel: Selection) -> Placement:
 
 def _bottommost(candidates: Iterable[LayerInfo]) -> LayerInfo:
     return min(candidates, key=lambda l: l.index)
-
-
-def unique_name(base: str, existing: Iterable[str]) -> str:
-    taken = set(existing)
-    if base not in taken:
-        return base
-    n = 2
-    while f"{base} ({n})" in taken:
-        n += 1
-    return f"{base} ({n})"
-
-
-def next_target_name(existing: Iterable[str]) -> str:
-    """"Target 1", "Target 2", ...: the first number no layer uses."""
-    taken = set(existing)
-    n = 1
-    while f"{TARGET_PREFIX} {n}" in taken:
-        n += 1
-    return f"{TARGET_PREFIX} {n}"
-
-
-def result_name(target_name: str, existing: Iterable[str]) -> str:
-    """The result layer is named after its target, so several results stay readable."""
-    return unique_name(f"{target_name}{RESULT_SUFFIX}", existing)

@@ -9,8 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Sequence
 
+from . import core
 from .pixels import Rect
 from .settings import DEFAULT_METHOD, METHOD_NAMES
+
+# How the shared error texts (plugin_core/errors.py) tell a Krita user to go on.
+KRITA_WORDS = core.errors.EditorWords(
+    retry="press Train or Apply again",
+    connect="press Connect",
+    address_field="the address in the docker's Engine box",
+    reinstall="the plugin zip built by plugin_krita/build_zip.py from the engine's release",
+    log_hint="Press Details… for the full text, and report it with that text.",
+)
 
 
 @dataclass(frozen=True)
@@ -83,18 +93,7 @@ def patch_request(request: Request) -> Request:
     return replace(request, method="patch", mode="apply")
 
 
-def _fully_transparent(rgba: bytes) -> bool:
-    return rgba[3::4].count(0) == len(rgba) // 4
-
-
-def format_duration(seconds: Optional[float]) -> str:
-    """1:05, 12:00, 1 h 02 min; '' when unknown."""
-    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN, negative
-        return ""
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 60}:{s % 60:02d}"
+_fully_transparent = core.geometry.fully_transparent
 
 
 @dataclass(frozen=True)
@@ -103,44 +102,21 @@ class ProgressView:
     text: str
 
 
-def progress_view(kind: str, data: Mapping[str, object]) -> ProgressView:
-    """Map a protocol event to the progress bar and its caption."""
-    if kind == "queued":
-        pos = data.get("position")
-        if isinstance(pos, int) and pos > 0:
-            return ProgressView(-1, f"Waiting: {pos} job{'s' if pos != 1 else ''} ahead in the engine's queue")
-        return ProgressView(-1, "Starting…")
-    if kind == "progress":
-        step, total = data.get("step"), data.get("total")
-        stage = data.get("stage", "train")
-        if stage == "apply":
-            label = "Applying"
-        elif stage == "train":
-            label = "Training"
-        else:
-            label = str(stage).capitalize()
-        if isinstance(step, int) and isinstance(total, int) and total > 0:
-            pct = max(0, min(100, round(100 * step / total)))
-            text = f"{label}: step {step} / {total}"
-            eta = format_duration(data.get("eta_s"))  # type: ignore[arg-type]
-            if eta and step < total:
-                text += f" · {eta} left"
-            return ProgressView(pct, text)
-        return ProgressView(-1, f"{label}…")
-    if kind == "result":
-        return ProgressView(100, "Done")
-    if kind == "cancelled":
-        return ProgressView(0, "Cancelled")
-    if kind == "error":
-        return ProgressView(0, "Failed")
-    return ProgressView(-1, "")
+def progress_view(kind: str, data: Mapping[str, object], method: Optional[str] = None) -> ProgressView:
+    """Map a protocol event to the progress bar and its caption (the shared words)."""
+    return view_of(core.progress.event_update(kind, data, method))
+
+
+def view_of(update: "core.progress.Update") -> ProgressView:
+    """The bar's percent (-1: busy, unknown) and caption of a shared progress update."""
+    pct = -1 if update.fraction is None else max(0, min(100, round(100 * update.fraction)))
+    return ProgressView(pct, update.text)
 
 
 INSTANT_PATCH_CAPTION = "Instant result from the photo's patches; training continues…"
 INSTANT_GAN_CAPTION = "Instant result from the trained network; adding the photo's detail…"
 # What the preview and the progress line say once the instant patch result is in and the
 # training goes on, and when the job ends: they must agree with the job's state (issue 10).
-INSTANT_PROGRESS = "Instant result ready; training…"
 KEEP_NOTE = " · “Keep this result” keeps the instant result, not this preview"
 KEEPING_CAPTION = "Keeping the instant result: stopping the training…"
 KEEPING_FULL_SIZE_CAPTION = "Keeping the instant result: making it at full size…"
@@ -197,47 +173,6 @@ def connection_text(info: Mapping[str, object]) -> str:
     return text
 
 
-# Plain words for the protocol's error classes and codes. Matched by class name so
-# that the bundled copy (semantic_analogy_krita.protocol) and the installed one
-# (semantic_analogy.protocol) are treated alike.
-def describe_error(exc: BaseException, address: str = "") -> tuple[str, str]:
-    """(short message for the docker, full text to copy)."""
-    name = type(exc).__name__
-    code = getattr(exc, "code", None)
-    # ProtocolError's str() appends " [CODE]"; its .message is the sentence for users.
-    text = str(getattr(exc, "message", "") or exc).strip() or name
-    where = f" at {address}" if address else ""
-    if name == "DaemonUnavailable":
-        short = (
-            f"No answer from the Semantic Analogy engine{where}. Start it in a terminal with "
-            f"“semantic-analogy serve --bind {address or 'tcp://127.0.0.1:5555'}” and press Reconnect."
-        )
-    elif name == "VersionMismatch":
-        short = (
-            "The plugin and the engine speak different protocol versions: install the plugin zip "
-            f"built from the same Semantic Analogy release as the engine. ({text})"
-        )
-    elif code in ("CANCELLED", "CLIENT_SILENT"):
-        short = "Cancelled." if code == "CANCELLED" else f"The engine cancelled the job: {text}"
-    elif code == "OUT_OF_MEMORY":
-        short = f"The engine ran out of memory: choose a smaller working size or the Preview preset. ({text})"
-    elif code == "UNKNOWN_JOB":
-        short = f"The engine no longer knows this job (was it restarted?). Press Train again. ({text})"
-    elif name == "JobFailed" or code in ("BAD_LABELS", "BAD_SETTINGS", "ENGINE_ERROR", "QUEUE_FULL",
-                                          "TOO_LARGE", "SIZE_MISMATCH", "SHUTDOWN"):
-        short = f"The engine could not finish: {text}"
-    elif name == "ProtocolError":
-        short = f"The engine refused the request: {text}"
-    elif name in ("SelectionError", "PixelFormatError", "RequestError", "SettingsError", "MissingDependency"):
-        short = text
-    elif isinstance(exc, MemoryError):
-        short = ("Not enough memory to read these layers; use a smaller document, or a source layer "
-                 "instead of the visible image.")
-    else:
-        short = f"Unexpected error ({name}): {text}"
-    details = f"{name}: {text}"
-    if code:
-        details += f"\ncode: {code}"
-    if address:
-        details += f"\nengine address: {address}"
-    return short, details
+def describe_error(exc: BaseException, address: str = "", *, during_job: bool = False) -> tuple[str, str]:
+    """(short message for the docker, full text to copy): the shared words, Krita's hints."""
+    return core.errors.describe_error(exc, address, KRITA_WORDS, during_job=during_job)

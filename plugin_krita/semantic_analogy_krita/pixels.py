@@ -11,7 +11,7 @@ layer that is B, G, R, A per pixel (straight, not premultiplied alpha); for
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from . import core
 
 # Colour models Krita reports through Node.colorModel() / Document.colorModel(),
 # with the words its menus use.
@@ -39,15 +39,7 @@ class PixelFormatError(ValueError):
     """Pixels that the plugin cannot use as given; the message says what to change."""
 
 
-class Rect(NamedTuple):
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def empty(self) -> bool:
-        return self.width <= 0 or self.height <= 0
+Rect = core.geometry.Rect  # the shared rectangle type (x, y, width, height)
 
 
 def check_color_space(model: str, depth: str, what: str, *, is_document: bool = False) -> None:

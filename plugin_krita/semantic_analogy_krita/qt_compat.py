@@ -56,6 +56,7 @@ QMessageBox = QtWidgets.QMessageBox
 # Scoped enums (valid in PyQt5 >= 5.11 and PyQt6).
 FORMAT_RGBA8888 = QImage.Format.Format_RGBA8888
 ALIGN_CENTER = Qt.AlignmentFlag.AlignCenter
+TOOLTIP_ROLE = Qt.ItemDataRole.ToolTipRole
 KEEP_ASPECT = Qt.AspectRatioMode.KeepAspectRatio
 SMOOTH = Qt.TransformationMode.SmoothTransformation
 TEXT_SELECTABLE = Qt.TextInteractionFlag.TextSelectableByMouse

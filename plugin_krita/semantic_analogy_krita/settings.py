@@ -18,36 +18,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Optional
 
+from . import core
 from .layers import LayerRef
 
 log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "SEMANTIC_ANALOGY_KRITA_HOME"
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
-# Mirrors the engine's PRESETS (engine/presets.py); the daemon validates anyway.
-PRESETS: tuple[tuple[str, str], ...] = (
-    ("preview", "Preview: ~128 px, minutes on a CPU"),
-    ("standard", "Standard: 256 px, for a GPU"),
-    ("best", "Best: 512 px, long GPU training"),
-    ("tiny", "Tiny: 64 px, seconds (a smoke test)"),
-)
-PRESET_NAMES = tuple(p for p, _ in PRESETS)
-# Mirrors the protocol's METHODS (protocol/schema.py), in the order the combo shows them.
-# Labels say what the painter gets, not how it is made.
-METHODS: tuple[tuple[str, str], ...] = (
-    ("patch", "Photo patches by the labels: instant, no training"),
-    ("gan+patch", "Trained layout + the photo's detail (minutes)"),
-    ("gan", "Trained network only (softer)"),
-)
-METHOD_NAMES = tuple(m for m, _ in METHODS)
-# The protocol's DEFAULT_METHOD (a test keeps them equal): best or tied in the known-answer benchmark.
-DEFAULT_METHOD = "patch"
-MIN_SIZE, MAX_SIZE = 32, 4096
-MAX_STEPS = 100_000
+DEFAULT_ADDRESS = core.address.DEFAULT_ADDRESS
+# The choices, their words and limits are the shared core's; the method names the protocol's.
+PRESETS = core.choices.PRESETS
+PRESET_NAMES = core.choices.PRESET_NAMES
+METHODS = core.choices.METHODS
+METHOD_NAMES = core.choices.METHOD_NAMES
+DEFAULT_METHOD = core.choices.DEFAULT_METHOD
+MIN_SIZE, MAX_SIZE = core.choices.MIN_SIZE, core.choices.MAX_SIZE
+MAX_STEPS = core.choices.MAX_STEPS
 MAX_DOCUMENTS = 200  # oldest per-document entries are dropped past this
 
 
-class SettingsError(ValueError):
+class SettingsError(core.UserError):
     """A setting the user typed that cannot be used; the message says what to change."""
 
 
@@ -68,25 +57,8 @@ def user_data_dir(platform: str = sys.platform, env: Optional[Mapping[str, str]]
 
 
 def normalize_address(text: str) -> str:
-    """Accept "host:port", ":port" or a ZeroMQ endpoint; return the endpoint."""
-    t = text.strip()
-    if not t:
-        raise SettingsError(f"Type the engine address, for example {DEFAULT_ADDRESS}.")
-    if t.startswith(("ipc://", "inproc://")):
-        return t
-    if t.startswith("tcp://"):
-        rest = t[len("tcp://"):]
-    elif "://" in t:
-        raise SettingsError(f"“{t}” is not an address the engine listens on; use tcp://HOST:PORT, e.g. {DEFAULT_ADDRESS}.")
-    else:
-        rest = t
-    host, sep, port = rest.rpartition(":")
-    if not sep:
-        raise SettingsError(f"“{t}” has no port; use HOST:PORT, e.g. 127.0.0.1:5555.")
-    host = host or "127.0.0.1"
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise SettingsError(f"“{port}” is not a port number (1–65535) in “{t}”.")
-    return f"tcp://{host}:{int(port)}"
+    """The engine endpoint from what the user typed (the shared rule: "5555", "host:port", ...)."""
+    return core.address.normalize_address(text)
 
 
 @dataclass(frozen=True)
@@ -104,16 +76,14 @@ class DocSettings:
     method: str = DEFAULT_METHOD
 
     def validated(self) -> "DocSettings":
-        if self.preset not in PRESET_NAMES:
-            raise SettingsError(f"Unknown quality preset “{self.preset}”; choose one of {', '.join(PRESET_NAMES)}.")
-        if self.method not in METHOD_NAMES:
-            raise SettingsError(f"Unknown method “{self.method}”; choose one of {', '.join(METHOD_NAMES)}.")
-        if self.size and not MIN_SIZE <= self.size <= MAX_SIZE:
-            raise SettingsError(
-                f"Working size {self.size} px is outside {MIN_SIZE}–{MAX_SIZE} px; 0 (Auto) uses the preset's size."
-            )
-        if self.steps < 0 or self.steps > MAX_STEPS:
-            raise SettingsError(f"Training steps {self.steps} is outside 1–{MAX_STEPS}; 0 (Auto) uses the preset's.")
+        try:
+            core.choices.check_preset(self.preset)
+            core.choices.check_method(self.method)
+            core.choices.check_size(self.size)
+            core.choices.check_steps(self.steps)
+            core.choices.check_seed(self.seed)
+        except core.choices.ChoiceError as e:
+            raise SettingsError(str(e)) from None
         return self
 
     def train_settings(self, overrides: Optional[Mapping[str, object]] = None) -> dict:
@@ -123,14 +93,7 @@ class DocSettings:
         key stays the same between Train and Apply.
         """
         self.validated()
-        out: dict = {"preset": self.preset, "seed": int(self.seed)}
-        if self.size:
-            out["size"] = int(self.size)
-        if self.steps:
-            out["steps"] = int(self.steps)
-        if overrides:
-            out.update(overrides)
-        return out
+        return core.choices.train_settings(self.preset, int(self.size), int(self.steps), int(self.seed), overrides)
 
     def to_dict(self) -> dict:
         return {
@@ -202,7 +165,7 @@ class SettingsStore:
         if isinstance(raw.get("address"), str):
             try:
                 store.address = normalize_address(raw["address"])
-            except SettingsError:
+            except core.UserError:
                 pass
         docs = raw.get("documents")
         if isinstance(docs, dict):
