@@ -196,6 +196,7 @@ class _ProgressBar:
         self._bar = None
         self.stage = None
         self.result_data: dict = {}
+        self.warned: list[str] = []  # the engine's warnings (protocol 1.2), each said once
 
     @property
     def bar(self):
@@ -208,6 +209,11 @@ class _ProgressBar:
         return self._bar
 
     def __call__(self, ev: Event) -> None:
+        for w in ev.data.get("warnings") or ():
+            if isinstance(w, str) and w not in self.warned:
+                self.warned.append(w)
+                # Said even with --quiet: it is about the result, not the progress.
+                (self.bar.write if self._bar is not None else print)(f"warning: {w}", file=sys.stderr)
         if ev.instant:
             if self.enabled:
                 what = "patch" if ev.data.get("kind") == "patch" else "GAN"

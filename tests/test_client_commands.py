@@ -166,6 +166,20 @@ def test_submit_writes_with_the_umask_and_cancel_if_silent_0_is_accepted(daemon,
     assert proc.stdout.strip() == str(out) and out.stat().st_mode & 0o777 == 0o640
 
 
+def test_submit_says_the_engines_warnings_once(daemon, tmp_path):
+    # A target with an unpainted 1-px line: filled by the engine, which says so (protocol 1.2).
+    w, h = 160, 120
+    target = np.frombuffer(label_map(100, w, h).data, np.uint8).reshape(h, w, 4).copy()
+    target[60, 100:160, :3] = 255
+    files = [save_png(im, tmp_path / f"{n}.png") for n, im in
+             (("img", photo(5, w, h)), ("labels", label_map(60, w, h)), ("t1", RGBAImage(w, h, target.tobytes())))]
+    proc = cli("submit", *files, "--out", str(tmp_path / "o.png"), "--method", "patch", "--quiet",
+               "--address", daemon.endpoint)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(lines) == 1 and "60 px match no class (#ffffff)" in lines[0], proc.stderr
+
+
 @pytest.mark.parametrize("out, says", [
     ("file.png/o.png", "is a file, not a folder"),
     ("o.xyz", "'.xyz' is not an image type"),

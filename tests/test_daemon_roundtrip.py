@@ -311,14 +311,27 @@ def test_bad_labels_fail_the_job_with_the_engines_message(client):
 
 
 def test_a_target_with_a_small_unpainted_gap_is_filled_not_refused(client):
-    # An erased stroke: 12 px of white across the blue class (under 1% of a larger map would
-    # be; here 0.6%). The engine fills it from the neighbours, as in the CLI and the plug-ins.
-    a = np.frombuffer(label_map(30).data, np.uint8).reshape(H, W, 4).copy()
-    a[20, 34:46, :3] = 255
-    gapped = RGBAImage(W, H, a.tobytes())
-    with_gap = client.wait(client.submit(photo(), label_map(20), [gapped], {"seed": 2}, method="patch"), timeout=60)
-    clean = client.wait(client.submit(photo(), label_map(20), [label_map(30)], {"seed": 2}, method="patch"), timeout=60)
+    # An erased stroke: a 1-px line of white, 60 px long, across the blue class (0.3% of the
+    # map). The engine fills it from the neighbours, as in the CLI and the plug-ins.
+    w, h = 160, 120
+    a = np.frombuffer(label_map(100, w, h).data, np.uint8).reshape(h, w, 4).copy()
+    a[60, 100:160, :3] = 255
+    gapped = RGBAImage(w, h, a.tobytes())
+    source = photo(0, w, h), label_map(60, w, h)
+    events = []
+    with_gap = client.wait(client.submit(*source, [gapped], {"seed": 2}, method="patch"), timeout=60,
+                           on_event=events.append)
+    clean_events = []
+    clean = client.wait(client.submit(*source, [label_map(100, w, h)], {"seed": 2}, method="patch"),
+                        timeout=60, on_event=clean_events.append)
     assert with_gap == clean  # the gap decoded to the class around it: the very same result
+    # The engine's one warning line reaches the client (protocol 1.2), in the progress and the
+    # result events, naming the colour and the pixel count; a clean map gets none.
+    result = next(e for e in events if e.kind == "result")
+    (warning,) = result.data["warnings"]
+    assert "#ffffff" in warning and "60 px" in warning and "/" not in warning, warning
+    assert any(warning in e.data.get("warnings", []) for e in events if e.kind == "progress")
+    assert not any("warnings" in e.data for e in clean_events)
 
 
 def test_bad_settings_are_refused_at_submit(client):
