@@ -155,6 +155,9 @@ def test_train_then_apply_in_real_krita(krita_available, tmp_path):
     assert result["patch"]["ok"] and result["patch"]["layer"] == "Target 2 → analogy (3)", result["patch"]
     check_follows_target(out / "result_patch.png", files["image"], files["labels"], files["target"])
     assert "method patch, no model" in log, log[-2000:]
+    # Preset, size and steps are greyed out for patch, which trains nothing, and back for gan+patch.
+    assert result["training_widgets_for_patch"] == [False, False, False], result
+    assert result["training_widgets_for_gan_patch"] == [True, True, True], result
 
     # "Keep this result" during a second, long Train: the training was cancelled (not
     # finished: still one trained model) and the full-size patch result became the layer.

@@ -253,6 +253,8 @@ class Driver:
         # Method "patch": no training, the full-size result from the photo's own patches.
         # (Target 2 now holds the first target's layout, painted by the live step.)
         d.method.setCurrentIndex(d.method.findData("patch"))
+        # Patch trains nothing: preset, size and steps greyed out (as in GIMP's dialog).
+        self.result["training_widgets_for_patch"] = [w.isEnabled() for w in (d.preset, d.size, d.steps)]
         self.on_finished(self.after_patch)
         self.t_patch = time.time()
         self.phase = "patch"
@@ -279,6 +281,7 @@ class Driver:
         # A Train that has to train (more steps: another model) is stopped at its instant
         # result with "Keep this result" (pressed in on_keep_available).
         d.method.setCurrentIndex(d.method.findData("gan+patch"))
+        self.result["training_widgets_for_gan_patch"] = [w.isEnabled() for w in (d.preset, d.size, d.steps)]
         d.steps.setValue(self.cfg["keep_steps"])
         self.on_finished(self.after_keep)
         self.t_keep = time.time()
