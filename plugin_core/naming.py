@@ -8,7 +8,7 @@ named after the target they realise ("Target 1 → analogy", then "Target 1 → 
 from __future__ import annotations
 
 import re
-from typing import Hashable, Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 LABEL_PREFIX = "Labels"  # what "New label layer" calls its layer
 TARGET_PREFIX = "Target"  # "Duplicate as target": "Target 1", "Target 2", ...
@@ -66,24 +66,6 @@ def is_label_name(name: str) -> bool:
 
 def is_target_name(name: str) -> bool:
     return label_role(name)[0] == "target"
-
-
-def choose_label_layers(layers: Sequence[tuple[Hashable, str]]) -> tuple[Optional[Hashable], Optional[Hashable]]:
-    """(source key, target key) chosen by name among `layers` (key, name), top first.
-
-    Exact names ("labels", "target labels", "label.png", "labels copy"...) win over names
-    that merely start with or contain "label"/"target"; among equals the top-most wins.
-    """
-    best: dict[str, tuple[int, int, Hashable]] = {}
-    for index, (key, name) in enumerate(layers):
-        role, exact = label_role(name)
-        if role is None:
-            continue
-        rank = (0 if exact else 1, index)
-        if role not in best or rank < best[role][:2]:
-            best[role] = (*rank, key)
-    return (best["source"][2] if "source" in best else None,
-            best["target"][2] if "target" in best else None)
 
 
 def unique_name(base: str, existing: Iterable[str]) -> str:

@@ -34,41 +34,43 @@ def pixel(data: bytes, w: int, x: int, y: int) -> tuple:
 # ----------------------------------------------------------------------------- layer choice
 
 
+def S(key, name, is_group=False, groups=()):
+    """One layer of a GIMP stack as the plug-in's list_layers reads it."""
+    return (key, name, is_group, tuple(groups))
+
+
 def test_label_layers_found_by_name_including_groups(logic):
-    L = logic.LayerInfo
     layers = [
-        L(1, "Result (analogy)"),
-        L(2, "painting", is_group=True),
-        L(3, "Target Labels", groups=("painting",)),
-        L(4, "labels", groups=("painting",)),
-        L(5, "Background"),
+        S(1, "Result (analogy)"),
+        S(2, "painting", is_group=True),
+        S(3, "Target Labels", groups=("painting",)),
+        S(4, "labels", groups=("painting",)),
+        S(5, "Background"),
     ]
-    assert logic.default_label_layers(layers) == (4, 3)
+    assert logic.default_label_layers(logic.layer_stack(layers)) == (4, 3)
 
 
 def test_label_layer_names_from_files_and_duplicates(logic):
-    L = logic.LayerInfo
     # File > Open as Layers names a layer after its file; Duplicate Layer appends " copy".
-    assert logic.default_label_layers([L(1, "label.png #1"), L(2, "img.png")]) == (1, None)
-    assert logic.default_label_layers([L(1, "labels copy"), L(2, "labels"), L(3, "photo")]) == (2, 1)
-    assert logic.default_label_layers([L(1, "my_target-labels"), L(2, "label_map.png")]) == (2, 1)
+    assert logic.default_label_layers(logic.layer_stack([S(1, "label.png #1"), S(2, "img.png")])) == (1, None)
+    assert logic.default_label_layers(logic.layer_stack([S(1, "labels copy"), S(2, "labels"), S(3, "photo")])) == (2, 1)
+    assert logic.default_label_layers(logic.layer_stack([S(1, "my_target-labels"), S(2, "label_map.png")])) == (2, 1)
 
 
 def test_exact_names_beat_partial_names_and_groups_are_skipped(logic):
-    L = logic.LayerInfo
     layers = [
-        L(1, "old labels sketch"),  # partial match, above the exact one
-        L(2, "labels", is_group=True),  # a group is never a label layer
-        L(3, "labels", groups=("labels",)),
-        L(4, "target"),
+        S(1, "old labels sketch"),  # partial match, above the exact one
+        S(2, "labels", is_group=True),  # a group is never a label layer
+        S(3, "labels", groups=("labels",)),
+        S(4, "target"),
     ]
-    assert logic.default_label_layers(layers) == (3, 4)
-    assert logic.default_label_layers([L(1, "Background"), L(2, "sky")]) == (None, None)
+    assert logic.default_label_layers(logic.layer_stack(layers)) == (3, 4)
+    assert logic.default_label_layers(logic.layer_stack([S(1, "Background"), S(2, "sky")])) == (None, None)
 
 
 def test_source_is_selected_layer_or_lowest_non_label_layer(logic):
-    L = logic.LayerInfo
-    layers = [L(1, "target labels"), L(2, "labels"), L(9, "grp", is_group=True), L(3, "photo"), L(4, "paper")]
+    layers = logic.layer_stack(
+        [S(1, "target labels"), S(2, "labels"), S(9, "grp", is_group=True), S(3, "photo"), S(4, "paper")])
     assert logic.choose_source_layer([3], [1, 2], layers) == 3
     # A label layer is selected (what painters usually have): take the lowest other layer.
     assert logic.choose_source_layer([1], [1, 2], layers) == 4
@@ -76,18 +78,21 @@ def test_source_is_selected_layer_or_lowest_non_label_layer(logic):
     with pytest.raises(logic.PluginError, match="Select only the photo layer"):
         logic.choose_source_layer([3, 4], [1, 2], layers)
     with pytest.raises(logic.PluginError, match="no photo layer"):
-        logic.choose_source_layer([1], [1, 2], layers[:3])
+        logic.choose_source_layer([1], [1, 2], logic.layer_stack([S(1, "target labels"), S(2, "labels"),
+                                                                  S(9, "grp", is_group=True)]))
 
 
 def test_label_layers_must_be_chosen_and_distinct(logic):
-    L = logic.LayerInfo
+    def one(*spec, **kw):
+        return logic.layer_stack([S(*spec, **kw)])[0]
+
     with pytest.raises(logic.PluginError, match="source label layer"):
-        logic.check_label_layers(None, L(1, "t"))
+        logic.check_label_layers(None, one(1, "t"))
     with pytest.raises(logic.PluginError, match="target label layer"):
-        logic.check_label_layers(L(1, "s"), None)
+        logic.check_label_layers(one(1, "s"), None)
     with pytest.raises(logic.PluginError, match="same layer .*grp / labels"):
-        logic.check_label_layers(L(1, "labels", groups=("grp",)), L(1, "labels", groups=("grp",)))
-    logic.check_label_layers(L(1, "labels"), L(2, "target labels"))
+        logic.check_label_layers(one(1, "labels", groups=("grp",)), one(1, "labels", groups=("grp",)))
+    logic.check_label_layers(one(1, "labels"), one(2, "target labels"))
 
 
 def test_only_rgb_images(logic):

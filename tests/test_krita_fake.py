@@ -109,8 +109,8 @@ def test_walk_lists_bottom_first_depth_first_with_group_paths(krita, io):
         ("Sky", "Parts / Sky", "paintlayer", 2, 1, False),
         ("Labels", "Labels", "paintlayer", 3, 0, True),
     ]
-    assert all(nodes[i.uid].name() == i.name for i in infos)
-    assert len({i.uid for i in infos}) == 4
+    assert all(nodes[i.key].name() == i.name for i in infos)
+    assert len({i.key for i in infos}) == 4
 
 
 def test_read_node_turns_krita_bgra_into_rgba_pixel_for_pixel(krita, io):
@@ -167,7 +167,7 @@ def test_read_visible_hides_the_label_layers_for_the_read_and_shows_them_again(k
     doc = paint_doc(krita)
     doc.setModified(False)
     infos, nodes = io.walk(doc)
-    sel = L.Selection(L.VISIBLE_IMAGE, *[i.uid for i in infos[1:3]])
+    sel = L.Selection(L.VISIBLE_IMAGE, *[i.key for i in infos[1:3]])
     hide = [nodes[u] for u in L.hidden_for_visible_image(infos, sel)]
     assert [n.name() for n in hide] == ["Labels", "Target 1"]
     im = io.read_visible(doc, Rect(0, 0, W, H), hide)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from semantic_analogy.plugin_core import address, choices, errors, geometry, naming, progress
+from semantic_analogy.plugin_core import address, choices, errors, geometry, layers, naming, progress
 from semantic_analogy.protocol import schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,11 +174,11 @@ def test_label_layers_chosen_the_same_in_both_editors(gimp):
     # Top first: exact names beat partial ones, the top-most among equals.
     stack = [("r", "Target 1 → analogy"), ("t2", "target for later"), ("t1", "target labels"),
              ("l2", "old labels"), ("l1", "labels"), ("p", "photo")]
-    assert naming.choose_label_layers(stack) == ("l1", "t1")
-    assert gimp.default_label_layers([gimp.LayerInfo(k, n) for k, n in stack]) == ("l1", "t1")
-    infos = [krita_layers.LayerInfo(k, n, "paintlayer", n, index=len(stack) - i) for i, (k, n) in enumerate(stack)]
-    assert krita_layers.default_labels(infos).uid == "l1"
-    assert krita_layers.default_target(infos, krita_layers.default_labels(infos)).uid == "t1"
+    infos = [layers.LayerInfo(k, n, index=len(stack) - i) for i, (k, n) in enumerate(stack)]
+    assert layers.choose_label_layers(infos) == ("l1", "t1")
+    assert gimp.default_label_layers(gimp.layer_stack([(k, n, False, ()) for k, n in stack])) == ("l1", "t1")
+    assert krita_layers.default_labels(infos).key == "l1"
+    assert krita_layers.default_target(infos, krita_layers.default_labels(infos)).key == "t1"
 
 
 def test_result_names_the_same_in_both_editors(gimp):

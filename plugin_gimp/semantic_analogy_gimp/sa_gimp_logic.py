@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Callable, Hashable, Iterable, Mapping, Optional, Sequence
 
 try:
-    from sa_shared.plugin_core import UserError, address, choices, errors, geometry, naming, progress
+    from sa_shared.plugin_core import UserError, address, choices, errors, geometry, layers, naming, progress
 except ModuleNotFoundError as _e:  # not installed by install.py: a checkout with the project installed
     if (_e.name or "").split(".")[0] != "sa_shared":
         raise
-    from semantic_analogy.plugin_core import UserError, address, choices, errors, geometry, naming, progress
+    from semantic_analogy.plugin_core import UserError, address, choices, errors, geometry, layers, naming, progress
 
 PROC_NAME = "plug-in-semantic-analogy"
 MENU_LABEL = "Semantic _Analogy..."
@@ -67,30 +67,27 @@ class PluginError(UserError):
 # --------------------------------------------------------------------------- layers
 
 
-@dataclass(frozen=True)
-class LayerInfo:
-    """What the logic needs to know about one layer of the image."""
+LayerInfo = layers.LayerInfo  # the shared type (plugin_core/layers.py); key = the GIMP layer id
 
-    key: Hashable  # the GIMP layer id (any hashable in tests)
-    name: str
-    is_group: bool = False
-    groups: tuple[str, ...] = ()  # names of the enclosing groups, outermost first
 
-    @property
-    def display_name(self) -> str:
-        return " / ".join(self.groups + (self.name,))
+def layer_stack(entries: Sequence[tuple]) -> list[LayerInfo]:
+    """The image's layers as LayerInfo, from (id, name, is_group, groups) top first, group
+    children after their group (groups: the enclosing groups' names, outermost first)."""
+    out = []
+    for position, (key, name, is_group, groups) in enumerate(entries):
+        out.append(LayerInfo(key, name, "group" if is_group else "layer",
+                             " / ".join(tuple(groups) + (name,)) if groups else "",
+                             index=len(entries) - 1 - position, depth=len(groups)))
+    return out
 
 
 normalize_name = naming.normalize_name
 
 
-def default_label_layers(layers: Sequence[LayerInfo]) -> tuple[Optional[Hashable], Optional[Hashable]]:
-    """Keys of the source and target label layers chosen by name (None when none fits).
-
-    `layers` is the whole stack top first, group children included; the rule is the
-    shared one (exact names first, then the top-most; plugin_core/naming.py).
-    """
-    return naming.choose_label_layers([(layer.key, layer.name) for layer in layers if not layer.is_group])
+def default_label_layers(stack: Sequence[LayerInfo]) -> tuple[Optional[Hashable], Optional[Hashable]]:
+    """Keys of the source and target label layers chosen by name (None when none fits):
+    the shared rule (plugin_core/layers.py); a group is never a label layer here."""
+    return layers.choose_label_layers([layer for layer in stack if not layer.is_group])
 
 
 def choose_source_layer(
@@ -109,7 +106,7 @@ def choose_source_layer(
         )
     if selected and selected[0] not in labels:
         return selected[0]
-    for layer in reversed(layers):
+    for layer in sorted(layers, key=lambda l: l.index):  # bottom first
         if not layer.is_group and layer.key not in labels:
             return layer.key
     raise PluginError(

@@ -86,17 +86,18 @@ def load_protocol():
 
 def list_layers(image):
     """[(LayerInfo, Gimp.Layer)] for the whole stack, top first, group children after their group."""
-    out = []
+    entries, layers = [], []
 
-    def walk(layers, groups):
-        for layer in layers:
+    def walk(children, groups):
+        for layer in children:
             is_group = layer.is_group()
-            out.append((logic.LayerInfo(layer.get_id(), layer.get_name(), is_group, groups), layer))
+            entries.append((layer.get_id(), layer.get_name(), is_group, groups))
+            layers.append(layer)
             if is_group:
                 walk(layer.get_children(), groups + (layer.get_name(),))
 
     walk(image.get_layers(), ())
-    return out
+    return list(zip(logic.layer_stack(entries), layers))
 
 
 def layer_rect(layer):

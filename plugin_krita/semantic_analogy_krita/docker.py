@@ -299,11 +299,11 @@ class SemanticAnalogyDocker(DockWidget):
             self.labels.addItem("— choose —", "")
             self.target.addItem("— none (Train reconstructs the photo) —", "")
             for info in reversed(infos):  # top of the stack first, as in the Layers docker
-                if not info.readable:
+                if not L.is_readable(info):
                     continue
                 text = "  " * info.depth + info.name
                 for combo in (self.source, self.labels, self.target):
-                    combo.addItem(text, info.uid)
+                    combo.addItem(text, info.key)
             for combo, uid in ((self.source, sel.source_uid), (self.labels, sel.labels_uid),
                                (self.target, sel.target_uid)):
                 i = combo.findData(uid)

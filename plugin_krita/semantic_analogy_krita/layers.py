@@ -36,19 +36,12 @@ class SelectionError(ValueError):
     """The chosen layers cannot be used; the message says what to pick."""
 
 
-@dataclass(frozen=True)
-class LayerInfo:
-    uid: str  # Node.uniqueId() as text: stable across renames and saved in .kra
-    name: str
-    kind: str  # Node.type()
-    path: str  # "Group / Layer" for display; equals name at top level
-    visible: bool = True
-    index: int = 0  # stacking order, 0 = bottom-most, in a depth-first walk
-    depth: int = 0  # 0 for top-level layers, 1 inside a group, ...
+LayerInfo = core.layers.LayerInfo  # the shared type; key = Node.uniqueId() as text (stable, saved in .kra)
 
-    @property
-    def readable(self) -> bool:
-        return self.kind in PIXEL_LAYER_TYPES
+
+def is_readable(layer: LayerInfo) -> bool:
+    """A layer with colour pixels that pixelData() reads (masks have none)."""
+    return layer.kind in PIXEL_LAYER_TYPES
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,7 @@ def resolve(layers: Sequence[LayerInfo], ref: Optional[LayerRef]) -> Optional[La
     if ref is None:
         return None
     for layer in layers:
-        if layer.uid == ref.uid:
+        if layer.key == ref.uid:
             return layer
     same_name = [layer for layer in layers if layer.name == ref.name]
     return same_name[0] if len(same_name) == 1 else None
@@ -90,9 +83,9 @@ def _topmost(candidates: Iterable[LayerInfo]) -> Optional[LayerInfo]:
 
 def _chosen_by_name(layers: Sequence[LayerInfo], role: int, skip: str = "") -> Optional[LayerInfo]:
     """The layer the shared naming rule picks (exact names first, then the top-most)."""
-    candidates = [l for l in sorted(layers, key=lambda l: -l.index) if l.kind in LABEL_LAYER_TYPES and l.uid != skip]
-    uid = core.naming.choose_label_layers([(l.uid, l.name) for l in candidates])[role]
-    return next((l for l in candidates if l.uid == uid), None)
+    candidates = [l for l in layers if l.kind in LABEL_LAYER_TYPES and l.key != skip]
+    key = core.layers.choose_label_layers(candidates)[role]
+    return next((l for l in candidates if l.key == key), None)
 
 
 def default_labels(layers: Sequence[LayerInfo]) -> Optional[LayerInfo]:
@@ -102,17 +95,17 @@ def default_labels(layers: Sequence[LayerInfo]) -> Optional[LayerInfo]:
 
 def default_target(layers: Sequence[LayerInfo], labels: Optional[LayerInfo]) -> Optional[LayerInfo]:
     """The target label layer by name ("Target 1", "edited labels", "labels copy", ...)."""
-    return _chosen_by_name(layers, 1, labels.uid if labels else "")
+    return _chosen_by_name(layers, 1, labels.key if labels else "")
 
 
 def default_source(layers: Sequence[LayerInfo]) -> str:
     """The bottom-most pixel layer that is neither labels, target nor result; else
     the visible image (VISIBLE_IMAGE). Photos are usually the background layer."""
     for layer in sorted(layers, key=lambda l: l.index):
-        if layer.readable and not (is_label_name(layer.name) or is_target_name(layer.name)
+        if is_readable(layer) and not (is_label_name(layer.name) or is_target_name(layer.name)
                                    or is_result_name(layer.name)):
             if layer.depth == 0:  # a top-level layer, not a part inside a group
-                return layer.uid
+                return layer.key
     return VISIBLE_IMAGE
 
 
@@ -128,19 +121,19 @@ def choose(layers: Sequence[LayerInfo], remembered_source: Optional[LayerRef],
     """The selection the docker shows: remembered choices that still exist, else the defaults."""
     labels = resolve(layers, remembered_labels) or default_labels(layers)
     target = resolve(layers, remembered_target)
-    if target is None or (labels and target.uid == labels.uid):
+    if target is None or (labels and target.key == labels.key):
         target = default_target(layers, labels)
     if remembered_source is not None and remembered_source.uid == VISIBLE_IMAGE:
         source_uid = VISIBLE_IMAGE
     else:
         src = resolve(layers, remembered_source)
-        source_uid = src.uid if src else default_source(layers)
-    return Selection(source_uid, labels.uid if labels else "", target.uid if target else "")
+        source_uid = src.key if src else default_source(layers)
+    return Selection(source_uid, labels.key if labels else "", target.key if target else "")
 
 
 def validate(layers: Sequence[LayerInfo], sel: Selection, *, need_target: bool) -> None:
     """Raise SelectionError with a plain-words message if the selection cannot be run."""
-    by_uid = {l.uid: l for l in layers}
+    by_uid = {l.key: l for l in layers}
     if not sel.labels_uid:
         raise SelectionError(
             "Choose the label layer (the flat-colour painting of the photo's regions), "
@@ -149,15 +142,15 @@ def validate(layers: Sequence[LayerInfo], sel: Selection, *, need_target: bool) 
     labels = by_uid.get(sel.labels_uid)
     if labels is None:
         raise SelectionError("The chosen label layer no longer exists; choose it again.")
-    if not labels.readable:
+    if not is_readable(labels):
         raise SelectionError(f"“{labels.name}” is a {labels.kind}, not a layer with pixels; choose a paint layer.")
     if sel.source_uid != VISIBLE_IMAGE:
         source = by_uid.get(sel.source_uid)
         if source is None:
             raise SelectionError("The chosen source layer no longer exists; choose it again.")
-        if not source.readable:
+        if not is_readable(source):
             raise SelectionError(f"“{source.name}” is a {source.kind}, not a layer with pixels; choose the photo layer.")
-        if source.uid == labels.uid:
+        if source.key == labels.key:
             raise SelectionError("The source image and the label layer are the same layer; choose the photo as source.")
     if need_target or sel.target_uid:
         if not sel.target_uid:
@@ -168,13 +161,13 @@ def validate(layers: Sequence[LayerInfo], sel: Selection, *, need_target: bool) 
         target = by_uid.get(sel.target_uid)
         if target is None:
             raise SelectionError("The chosen target label layer no longer exists; choose it again.")
-        if not target.readable:
+        if not is_readable(target):
             raise SelectionError(f"“{target.name}” is a {target.kind}, not a layer with pixels; choose a paint layer.")
-        if target.uid == labels.uid:
+        if target.key == labels.key:
             raise SelectionError(
                 "The target is the label layer itself; edit a copy (“Duplicate as target”) and choose that."
             )
-        if target.uid == sel.source_uid:
+        if target.key == sel.source_uid:
             raise SelectionError("The target label layer is the source image; choose the edited label layer.")
 
 
@@ -185,9 +178,9 @@ def hidden_for_visible_image(layers: Sequence[LayerInfo], sel: Selection) -> lis
     for l in layers:
         if not l.visible:
             continue
-        if l.uid in (sel.labels_uid, sel.target_uid) or is_label_name(l.name) or is_target_name(l.name) \
+        if l.key in (sel.labels_uid, sel.target_uid) or is_label_name(l.name) or is_target_name(l.name) \
                 or is_result_name(l.name):
-            out.append(l.uid)
+            out.append(l.key)
     return out
 
 
@@ -209,7 +202,7 @@ def _top_level_of(layers: Sequence[LayerInfo]) -> dict[str, LayerInfo]:
         if layer.depth == 0:
             top = layer
         if top is not None:
-            out[layer.uid] = top
+            out[layer.key] = top
     return out
 
 
@@ -220,18 +213,18 @@ def result_placement(layers: Sequence[LayerInfo], sel: Selection) -> Placement:
     blending or hiding covers them. Layers of the user's own above all those stay above."""
     top_of = _top_level_of(layers)
     chosen = {sel.source_uid, sel.labels_uid, sel.target_uid} - {"", VISIBLE_IMAGE}
-    anchors = [l for l in layers if l.uid in chosen or is_label_name(l.name) or is_target_name(l.name)
+    anchors = [l for l in layers if l.key in chosen or is_label_name(l.name) or is_target_name(l.name)
                or is_result_name(l.name)]
-    tops = [top_of[l.uid] for l in anchors if l.uid in top_of]
+    tops = [top_of[l.key] for l in anchors if l.key in top_of]
     anchor = _topmost(tops)
     if anchor is None:  # the chosen layers were deleted while the engine worked
         return Placement("", "on top of the layers")
-    over_results = any(is_result_name(l.name) and top_of.get(l.uid) == anchor for l in anchors)
+    over_results = any(is_result_name(l.name) and top_of.get(l.key) == anchor for l in anchors)
     where = "on top of the label layers and earlier results" if over_results else "on top of the label layers"
     above = [l for l in layers if l.depth == 0 and l.index > anchor.index]
     if above:
         where += f", under “{_bottommost(above).name}”"
-    return Placement(anchor.uid, where)
+    return Placement(anchor.key, where)
 
 
 def _bottommost(candidates: Iterable[LayerInfo]) -> LayerInfo:
