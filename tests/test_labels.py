@@ -279,6 +279,28 @@ def test_antialiased_target_between_valid_classes_decodes(blob_index: np.ndarray
         assert (index != moved).mean() < 0.03
 
 
+def test_an_antialiased_edge_takes_one_of_its_two_classes_never_a_third() -> None:
+    # The face example's colours: a 50% mix of dark red skin and white background is nearer
+    # to the orange lips than to either side; as lips it put a dotted line of lip patches
+    # along an edited jaw (face/5). An edge pixel belongs to one of the classes it mixes.
+    skin, white, lips = (119, 11, 32), (255, 255, 255), (250, 170, 30)
+    index = np.zeros((60, 80), np.int64)
+    index[:, 40:] = 1
+    index[25:35, 10:25] = 2  # a lips region, away from the edge
+    source = paint(index, [white, skin, lips])
+    palette = extract_palette(source)
+    target = source.copy()
+    mixes = [tuple(int(round(a + f * (b - a))) for a, b in zip(skin, white)) for f in (0.25, 0.5, 0.75)]
+    for column, mix in zip((38, 39, 40), mixes[::-1]):  # white -> skin across the edge, one px each
+        target[:, column] = mix
+    decoded = decode_labels(target, palette)
+    lips_class = palette.colors.index(lips)
+    assert not (decoded[:, 36:43] == lips_class).any()
+    # ... and the nearer end: mostly white stays white, mostly skin skin.
+    white_class, skin_class = palette.colors.index(white), palette.colors.index(skin)
+    assert (decoded[:, 38] == white_class).all() and (decoded[:, 40] == skin_class).all()
+
+
 def test_slightly_different_shades_decode_to_their_classes(blob_index: np.ndarray) -> None:
     colours = [GREEN, ORANGE, (30, 60, 220)]
     palette = extract_palette(paint(blob_index, colours))
