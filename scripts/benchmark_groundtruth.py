@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+
+from figures import contact_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("gan", "gan+patch", "patch")
@@ -131,24 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.sheet:
-        contact_sheet(sheet, Path(args.sheet))
+        contact_sheet([(f"{title}:  truth | " + " | ".join(METHODS), [truth, *results]) for title, truth, results in sheet],
+                      Path(args.sheet), cell=150, header=16)
         print(f"\ncontact sheet: {args.sheet}", file=sys.stderr)
-
-
-def contact_sheet(rows, path: Path, cell: int = 150) -> None:
-    """One row per case: the true I', then each method's result."""
-    header = 16
-    sheet = Image.new("RGB", (cell * 4, (cell + header) * len(rows)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (title, truth, results) in enumerate(rows):
-        y = i * (cell + header)
-        draw.text((4, y + 2), f"{title}:  truth | " + " | ".join(METHODS), fill="black")
-        for j, arr in enumerate((truth, *results)):
-            im = Image.fromarray(np.ascontiguousarray(arr[..., :3]))
-            im.thumbnail((cell, cell))
-            sheet.paste(im, (j * cell + (cell - im.width) // 2, y + header + (cell - im.height) // 2))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from figures import contact_sheet
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -160,7 +162,8 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.sheet and not args.measure_only:
-        contact_sheet(sheet_rows, Path(args.sheet))
+        contact_sheet([(f"{title}:  source | labels | target | result", [image, labels, target, result])
+                       for image, labels, target, result, title in sheet_rows], Path(args.sheet))
         print(f"\ncontact sheet: {args.sheet}", file=sys.stderr)
 
 
@@ -185,22 +188,6 @@ def crop_figure(image, gan, gan_patch, region, path: Path, window: tuple[int, in
         draw.text((i * (tw + gap) + 4, 3), f"{title} (x{zoom})", fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.save(path)
-
-
-def contact_sheet(rows, path: Path, cell: int = 160) -> None:
-    """One row per run: source, labels, target, result."""
-    header = 18
-    sheet = Image.new("RGB", (cell * 4, (cell + header) * len(rows)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (image, labels, target, result, title) in enumerate(rows):
-        y = i * (cell + header)
-        draw.text((4, y + 3), f"{title}:  source | labels | target | result", fill="black")
-        for j, arr in enumerate((image, labels[..., :3], target[..., :3], result)):
-            im = Image.fromarray(np.ascontiguousarray(arr))
-            im.thumbnail((cell, cell))
-            sheet.paste(im, (j * cell + (cell - im.width) // 2, y + header + (cell - im.height) // 2))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,29 @@ def tree_scene(h: int = 96, w: int = 128):
 # --------------------------------------------------------------- the measures
 
 
+def test_ghost_score_leaves_out_the_borders_the_target_draws():
+    # A two-tone object on the border of two classes is removed: each half of it becomes the
+    # class beside it. A fill of each class's mean colour copies nothing, but its new border
+    # lies where the object's own tone step was: measured over the whole region the two
+    # correlate; per target class (what evaluate passes) they do not.
+    h, w = 96, 128
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:h, :w]
+    disc = np.sqrt((yy - 48) ** 2 + (xx - 64) ** 2) < 24
+    left = xx < 64
+    img = np.where(left[..., None], 90, 170) + rng.normal(0, 5, (h, w, 1))  # two textured classes
+    img = np.where(disc[..., None], np.where(left, 40, 220)[..., None] + rng.normal(0, 25, (h, w, 1)), img)
+    img = np.repeat(img, 3, axis=2).clip(0, 255).astype(np.uint8)
+    target = np.where(left, 0, 1)
+    fill = img.copy()
+    for side in (left, ~left):
+        fill[disc & side] = img[~disc & side].mean(0).astype(np.uint8)
+    assert abs(ghost_score(img, fill, disc)) > 0.5  # the meant border, taken for a copy
+    assert ghost_score(img, fill, disc, classes=target) == 0.0
+    ghosted = (0.8 * fill + 0.2 * img).astype(np.uint8)  # a washed-out copy of the object is still seen
+    assert ghost_score(img, ghosted, disc, classes=target) > 0.3
+
+
 def test_ghost_score_is_near_zero_for_a_clean_fill_and_high_for_a_faint_copy():
     img, labels, target, disc = tree_scene()
     clean = img.copy()
