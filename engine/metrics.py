@@ -52,6 +52,12 @@ TYPICAL_QUANTILE = 0.99  # of the source's own distances: beyond it a pixel is u
 UNRECOGNISED = -1
 GHOST_ERODE = 2  # px at the analysis size: the margin the patch methods blend across is left out
 GHOST_SIGMA = 2.0  # px: the high-pass keeps structure finer than a Gaussian of this width
+# A part of the changed region counts only where it has an interior: some pixel this far
+# (px at the analysis size) from its border. A band a few pixels wide (a jaw moved in by
+# 7 px, face/5) has none: there the high-pass is all the band's two edges, a clean fill
+# scored 0.46, and what a thin band can keep of the old content is an outline, which
+# outline_contrast measures.
+GHOST_MIN_DEPTH = 5
 OUTLINE_BAND = 8  # px at the analysis size either side of a vanished outline (~3%: an object's halo)
 OUTLINE_CLEAR = 3  # px kept clear of the target's own class borders, whose edges are meant
 OUTLINE_SIGMA = 4.0  # px: a removed object's trace is a broad band (a halo, a pale silhouette's rim)
@@ -179,7 +185,8 @@ def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, ero
                 classes: np.ndarray | None = None) -> float | None:
     """Correlation of the output's high-passed luminance with the source's inside `changed`
     (eroded by `erode_px`): about 0 for a clean re-synthesis, higher for a faint copy of
-    the old content. None where the eroded region is empty; 0 where either side is flat.
+    the old content. None where the eroded region is empty or too thin to have an interior
+    (GHOST_MIN_DEPTH); 0 where either side is flat.
 
     With `classes` (the target's class map) the correlation is pooled over the target
     classes inside `changed`, each high-passed within its own part: the borders the target
@@ -191,7 +198,7 @@ def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, ero
     n = 0
     for part in parts:
         region = erode(part, erode_px)
-        if region.sum() < 16:
+        if region.sum() < 16 or not erode(part, GHOST_MIN_DEPTH).any():
             continue
         # Detail relative to the region's own surroundings inside it: a thin region (a tail, a
         # branch) would otherwise take its high-pass from the pixels around it.

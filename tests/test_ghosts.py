@@ -68,6 +68,16 @@ def test_ghost_score_leaves_out_the_borders_the_target_draws():
     assert ghost_score(img, ghosted, disc, classes=target) > 0.3
 
 
+def test_ghost_score_needs_an_interior():
+    # A band 7 px wide (a jaw moved in, face/5) is all edges at this scale: no score, and its
+    # trace is the outline measure's business; a band 11 px wide is measured.
+    img, _labels, _target, _disc = tree_scene()
+    for width, measured in ((7, False), (11, True)):
+        band = np.zeros(img.shape[:2], bool)
+        band[40:40 + width, 10:120] = True
+        assert (ghost_score(img, img, band) is not None) == measured, width
+
+
 def test_ghost_score_is_near_zero_for_a_clean_fill_and_high_for_a_faint_copy():
     img, labels, target, disc = tree_scene()
     clean = img.copy()
