@@ -132,6 +132,12 @@ try:
     REPORT["unchanged"] = {name: digest(layer) == before[name] for name, layer in watched.items()}
     REPORT["layers"] = all_layers(image)
 
+    if CFG.get("gap_target"):
+        # A hand-painted target with an unpainted stroke: filled, with the engine's warning.
+        gap = load_layer(image, CFG["gap_target"], "gap labels", None, visible=False)
+        call("gap", image, [photo], method="patch", source_labels=labels, target_labels=gap,
+             address=CFG["address"])
+
     if CFG.get("abandon_steps"):
         # A long job whose plug-in the test kills, as GIMP does when the user cancels
         # the progress bar: the daemon must drop the job by itself.

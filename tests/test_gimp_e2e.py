@@ -118,7 +118,9 @@ def write_inputs(folder: Path) -> dict[str, np.ndarray]:
     bad = labels.copy()
     bad[EDIT + (slice(0, 3),)] = NO_CLASS
     photo = np.asarray(Image.open(EXAMPLE / "img.png").convert("RGBA"))
-    for name, array in (("photo", photo), ("labels", labels), ("target", target), ("bad", bad)):
+    gap = target.copy()
+    gap[20, 100:160, :3] = NO_CLASS  # an unpainted 1-px stroke, 60 px long, in the sky
+    for name, array in (("photo", photo), ("labels", labels), ("target", target), ("bad", bad), ("gap", gap)):
         Image.fromarray(array).save(folder / f"{name}.png")
     Image.open(EXAMPLE / "cond" / "1.png").save(folder / "second.png")
     return {"photo": photo, "labels": labels, "target": target}
@@ -189,6 +191,7 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
             "target": sandbox.inside(data / "target.png"),
             "bad_target": sandbox.inside(data / "bad.png"),
             "second_target": sandbox.inside(data / "second.png"),
+            "gap_target": sandbox.inside(data / "gap.png"),
             "out_dir": sandbox.inside(out),
             "report": sandbox.inside(out / "report.json"),
             "steps": STEPS,
@@ -269,7 +272,7 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     assert np.linalg.norm(inside - foliage) < np.linalg.norm(inside - sky), (inside, foliage, sky)
     # The plug-in's method reached the daemon: it made this result without a model, the first with one.
     log = daemon_log.read_text()
-    assert log.count("(method patch, no model)") == 1, log[-3000:]
+    assert log.count("(method patch, no model)") == 2, log[-3000:]  # this run and the gap run (5b)
     assert "(method gan+patch, " in log, log[-3000:]
 
     # 5. The visible image as source and another target: a second layer, same trained model.
@@ -279,6 +282,15 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     assert (second["layer"]["width"], second["layer"]["height"]) == (width, height)
     # (the patch run in between trained and cached nothing)
     assert abandoned.get("models_after_two_runs") == 1, f"the second run should reuse the first run's model: {abandoned}"
+
+    # 5b. A target with a thin unpainted stroke: the engine fills it, and its one warning
+    # line reaches GIMP (printed once by the plug-in, and in GIMP's message at the end).
+    gap = runs["gap"]
+    assert gap["status"] == "success", f"{gap}\n{context}"
+    stderr = done.stderr
+    assert stderr.count("Engine warning: target label map: ") == 1, stderr[-3000:]
+    assert "px match no class (#ff00ff" in stderr, stderr[-3000:]
+    assert "the engine warned" in stderr, stderr[-3000:]
 
     # 6. GIMP killed the plug-in during a long job (a cancelled progress bar): the daemon
     # cancelled the job itself once the heartbeats stopped.
