@@ -15,11 +15,17 @@ from dataclasses import dataclass
 from typing import Callable, Hashable, Iterable, Mapping, Optional, Sequence
 
 try:
-    from sa_shared.plugin_core import UserError, address, choices, errors, geometry, layers, naming, progress
+    from sa_shared.plugin_core import UserError, address, bundle, choices, errors, geometry, layers, naming, progress
 except ModuleNotFoundError as _e:  # not installed by install.py: a checkout with the project installed
     if (_e.name or "").split(".")[0] != "sa_shared":
         raise
-    from semantic_analogy.plugin_core import UserError, address, choices, errors, geometry, layers, naming, progress
+    from semantic_analogy.plugin_core import (  # type: ignore[no-redef]
+        UserError, address, bundle, choices, errors, geometry, layers, naming, progress,
+    )
+
+# The protocol's modules beside the core (client imports pyzmq and msgpack: check
+# missing_modules first).
+load_protocol_modules = bundle.protocol
 
 PROC_NAME = "plug-in-semantic-analogy"
 MENU_LABEL = "Semantic _Analogy..."
@@ -174,7 +180,7 @@ def opaque_fraction(data: bytes) -> float:
 
 def check_labels_painted(label_name: str, data: bytes) -> None:
     """A fully transparent label layer is a forgotten layer, not a layout."""
-    if opaque_fraction(data) == 0.0:
+    if geometry.fully_transparent(data):  # bytes.count: no Python loop over a large layer
         raise PluginError(
             f"The label layer \"{label_name}\" is empty (fully transparent) over the source. "
             "Paint the labels on it with flat colours, or choose another layer."

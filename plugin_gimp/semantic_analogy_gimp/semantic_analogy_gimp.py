@@ -9,7 +9,6 @@ beside this file as sa_shared/, and pyzmq/msgpack come from GIMP's Python or fro
 the plug-in's vendor/ folder.
 """
 
-import importlib
 import importlib.util
 import os
 import platform
@@ -61,8 +60,7 @@ def load_protocol():
     # The protocol beside the shared core: sa_shared/ as install.py bundles it, or the
     # installed semantic_analogy package in a developer's checkout.
     try:
-        bundle = importlib.import_module(logic.choices.__name__.rpartition(".")[0] + ".bundle")
-        proto = bundle.protocol()
+        proto = logic.load_protocol_modules()
     except ModuleNotFoundError as exc:
         return None, (
             f"The plug-in's copy of the protocol package (sa_shared/protocol) is missing in {HERE} ({exc}). "
