@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from .config import DEFAULT_BIND, ConfigError, DaemonConfig, Limits, default_cache_dir, parse_size
@@ -63,9 +64,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if args.parent_pid:
+        watch_parent(args.parent_pid, daemon.stop_event)
     print(f"semantic-analogy daemon listening on {daemon.endpoint}", flush=True)
     daemon.run()
     return 0
+
+
+def parent_gone(pid: int, was_parent: bool) -> bool:
+    """Whether the process PID has ended. For the daemon's own parent, being re-parented
+    says so even when the PID has since been reused."""
+    if was_parent and os.getppid() != pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def watch_parent(pid: int, stop_event, interval_s: float = 1.0) -> threading.Thread:
+    """Stop the daemon (as SIGTERM would) once the editor that started it has gone, however
+    it went: quit, crash or kill, so that no engine is left running behind a closed editor."""
+    was_parent = os.getppid() == pid
+
+    def watch() -> None:
+        while not stop_event.wait(interval_s):
+            if parent_gone(pid, was_parent):
+                log.info("the process that started this daemon (PID %d) has ended: stopping", pid)
+                stop_event.set()
+                return
+
+    t = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    t.start()
+    return t
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -145,6 +179,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for training (default: one per core; fewer on a busy shared machine)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--parent-pid", type=int, metavar="PID",
+                   help="stop when process PID ends (an editor that started this daemon passes its own)")
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("keys", help="make CURVE key pairs so the daemon can listen beyond this machine")
