@@ -89,9 +89,17 @@ def watch_parent(pid: int, stop_event, interval_s: float = 1.0) -> threading.Thr
     """Stop the daemon (as SIGTERM would) once the editor that started it has gone, however
     it went: quit, crash or kill, so that no engine is left running behind a closed editor."""
     was_parent = os.getppid() == pid
+    detached = threading.Event()
+
+    def on_detach(signum: int, frame: object) -> None:
+        log.info("SIGUSR1: this daemon keeps running after the process that started it (PID %d) ends", pid)
+        detached.set()
+
+    # The editor sends SIGUSR1 when the painter chooses to keep the engine running after it quits.
+    signal.signal(signal.SIGUSR1, on_detach)
 
     def watch() -> None:
-        while not stop_event.wait(interval_s):
+        while not stop_event.wait(interval_s) and not detached.is_set():
             if parent_gone(pid, was_parent):
                 log.info("the process that started this daemon (PID %d) has ended: stopping", pid)
                 stop_event.set()

@@ -383,7 +383,9 @@ class Installer:
             return self._install(fresh=current.state in (NOT_INSTALLED, INCOMPLETE))
         except InstallError as e:
             st = self.home.read_state()
-            if st.get("status") != "complete":
+            if not self.home.venv.exists():  # failed before anything was made (no Python): nothing to repair
+                self.home.state_file.unlink(missing_ok=True)
+            elif st.get("status") != "complete":
                 self.home.write_state(**{**st, "status": "failed", "error": _first_line(str(e))})
             raise
 

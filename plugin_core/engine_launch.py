@@ -208,6 +208,13 @@ class EngineProcess:
                                        f"its log ({self.home.daemon_log}):\n{self.log_tail()}")
             time.sleep(0.25)
 
+    def detach(self) -> bool:
+        """Let the engine started here outlive the editor (`serve --parent-pid` stops watching)."""
+        if self.started_here and hasattr(signal, "SIGUSR1"):
+            self._proc.send_signal(signal.SIGUSR1)
+            return True
+        return False
+
     # -- stop ---------------------------------------------------------------------
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         """Stop the engine started here, or the one holding the managed cache; True if one stopped."""

@@ -29,6 +29,9 @@ class EditorWords:
     address_field: str  # where the engine address is typed
     reinstall: str  # how to get a matching plug-in
     log_hint: str  # where the details of an unexpected error are
+    # How to install and start an engine on this computer without a terminal (the managed
+    # local engine, plugin_core/engine_install.py), "" where the plug-in has no such path.
+    install_local: str = ""
 
 
 CANCEL_CODES = frozenset({"CANCELLED", "CLIENT_SILENT", "SHUTDOWN"})
@@ -42,8 +45,9 @@ def serve_command(address: str = "") -> str:
 
 
 def daemon_unavailable(address: str, words: EditorWords) -> str:
+    local = f"{words.install_local[0].upper()}{words.install_local[1:]}, or start" if words.install_local else "Start"
     return (
-        f"No answer from the Semantic Analogy engine at {address or DEFAULT_ADDRESS}. Start it in a terminal, "
+        f"No answer from the Semantic Analogy engine at {address or DEFAULT_ADDRESS}. {local} it in a terminal, "
         f"in the Semantic Analogy folder, with “{serve_command(address)}” (or correct {words.address_field}), "
         f"then {words.connect}."
     )

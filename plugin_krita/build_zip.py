@@ -12,7 +12,9 @@ carries everything Krita's Python cannot be expected to have:
 * vendor/common/     msgpack's pure-Python modules (the C speed-up is left out: it is
                      tied to one Python version and msgpack falls back by itself),
 * vendor/<py>-<abi>-<os>-<arch>/   each pyzmq wheel given with --zmq-wheel, unpacked;
-                     the plugin picks the one matching Krita's Python at run time.
+                     the plugin picks the one matching Krita's Python at run time,
+* engine_wheel/      the engine's own wheel and constraints.txt pinning its dependencies,
+                     which the docker's "Install local engine" installs (scripts/engine_wheel.py).
 
 pyzmq per platform (see plugin_krita/README.md): Debian/Ubuntu's Krita uses the system
 Python, so `apt install python3-zmq` is the way there and no wheel is needed; for
@@ -40,6 +42,8 @@ PLUGIN = "semantic_analogy_krita"
 ZIP_NAME = f"{PLUGIN}.zip"
 
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "scripts"))
+import engine_wheel  # noqa: E402
 from semantic_analogy_krita.deps import wheel_folder_name  # noqa: E402  (pure module, no Krita)
 
 log = logging.getLogger("build_zip")
@@ -133,7 +137,7 @@ def build_tree(out_dir: Path, zmq_wheels: list[Path] = (), protocol_dir: Path = 
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(HERE / f"{PLUGIN}.desktop", out_dir / f"{PLUGIN}.desktop")
     _copy_py_tree(src_pkg, pkg, extra=("manual.html",))
-    for stale in ("protocol", "plugin_core", "vendor"):  # never ship a developer's leftovers from the source folder
+    for stale in ("protocol", "plugin_core", "vendor", "engine_wheel"):  # never ship a developer's leftovers from the source folder
         if (src_pkg / stale).exists():
             raise BuildError(f"{src_pkg / stale} should not exist in the source tree; remove it")
     bundle_protocol(protocol_dir, pkg / "protocol")
@@ -141,8 +145,12 @@ def build_tree(out_dir: Path, zmq_wheels: list[Path] = (), protocol_dir: Path = 
     vendor = pkg / "vendor"
     msgpack_version = bundle_msgpack(vendor / "common")
     builds = [bundle_wheel(Path(w), vendor) for w in zmq_wheels]
+    try:  # what "Install local engine" installs (local_engine.py)
+        wheel = engine_wheel.build(pkg / "engine_wheel")
+    except engine_wheel.WheelError as e:
+        raise BuildError(str(e)) from e
     info = {"plugin": PLUGIN, "project_version": _project_version(), "msgpack": msgpack_version,
-            "pyzmq_builds": builds}
+            "pyzmq_builds": builds, "engine_wheel": wheel.name}
     (pkg / "BUILD_INFO.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     return pkg
 

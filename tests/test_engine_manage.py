@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,21 @@ def test_the_engine_stops_when_the_editor_that_started_it_ends(engine_home):
         if daemon.poll() is None:
             os.kill(daemon.pid, signal.SIGKILL)
     assert not EL.protocol_ping(started.address, 1.0)
+
+
+def test_a_detached_engine_outlives_the_editor(engine_home):
+    editor = subprocess.Popen(["sleep", "120"])
+    proc = EL.EngineProcess(engine_home)
+    started = proc.start(f"127.0.0.1:{free_port()}", parent_pid=editor.pid, device="cpu")
+    try:
+        assert proc.detach()  # "Keep the engine running after Krita quits", ticked while it runs
+        for _ in range(50):
+            if "keeps running after" in engine_home.daemon_log.read_text():
+                break
+            time.sleep(0.1)
+        editor.kill()
+        editor.wait()
+        time.sleep(2.5)  # two of the watch's checks
+        assert EL.protocol_ping(started.address, 2.0)
+    finally:
+        assert proc.stop()

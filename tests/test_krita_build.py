@@ -34,6 +34,16 @@ def test_zip_layout(built):
     assert pkg + "protocol/commands.py" not in names, "the CLI's client side is not the plug-in's"
     info = json.loads(zipfile.ZipFile(built).read(pkg + "BUILD_INFO.json"))
     assert info["pyzmq_builds"] == [] and info["msgpack"]
+    # The engine's wheel that "Install local engine" installs, and its pinned dependencies.
+    assert info["engine_wheel"] == f"semantic_analogy-{info['project_version']}-py3-none-any.whl"
+    assert pkg + "engine_wheel/" + info["engine_wheel"] in names
+    pins = zipfile.ZipFile(built).read(pkg + "engine_wheel/constraints.txt").decode().splitlines()
+    assert {p.split("==")[0] for p in pins if "==" in p} == {"torch", "torchvision", "numpy", "pillow", "pyzmq",
+                                                            "msgpack", "tqdm"}
+    with zipfile.ZipFile(built) as zf, zipfile.ZipFile(zf.open(pkg + "engine_wheel/" + info["engine_wheel"])) as wf:
+        inside = set(wf.namelist())
+    assert {"semantic_analogy/daemon/server.py", "semantic_analogy/engine/analogy.py",
+            "semantic_analogy/protocol/SPEC.md"} <= inside
 
 
 def test_krita_own_importer_accepts_the_zip(built, tmp_path):

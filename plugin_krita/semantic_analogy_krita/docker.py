@@ -75,6 +75,7 @@ class SemanticAnalogyDocker(DockWidget):
             c.finished.connect(self._on_finished)
             # close the socket and stop the worker before Krita tears Qt down
             QApplication.instance().aboutToQuit.connect(c.shutdown)
+            self._make_local_engine()
         self._live_timer = QTimer(self)
         self._live_timer.setInterval(LIVE_CHECK_MS)
         self._live_timer.timeout.connect(self._live_check)
@@ -95,6 +96,40 @@ class SemanticAnalogyDocker(DockWidget):
         g.addWidget(self.address, 0, 0)
         g.addWidget(self.connect_btn, 0, 1)
         g.addWidget(self.state, 1, 0, 1, 2)
+        # The managed local engine: installed into the plug-in's user data folder, started
+        # and stopped with Krita (local_engine.py; the work is plugin_core's).
+        self.local_state = QLabel("", engine)
+        self.local_state.setWordWrap(True)
+        g.addWidget(self.local_state, 2, 0, 1, 2)
+        buttons = QHBoxLayout()
+        self.install_btn = QPushButton("Install local engine", engine)
+        self.install_btn.setToolTip("Install the engine on this computer, in its own Python environment in "
+                                    "Semantic Analogy's user data folder (a few GB: torch), then start it")
+        self.install_btn.clicked.connect(lambda *_: self._install_pressed())
+        self.start_btn = QPushButton("Start", engine)
+        self.start_btn.setToolTip("Start the installed local engine on this computer and connect to it")
+        self.start_btn.clicked.connect(lambda *_: self._start_pressed())
+        self.remove_btn = QPushButton("Remove", engine)
+        self.remove_btn.setToolTip("Stop and delete the local engine's environment (its logs are kept)")
+        self.remove_btn.clicked.connect(lambda *_: self._remove_pressed())
+        self.log_btn = QPushButton("Log", engine)
+        self.log_btn.setToolTip("Show the end of the install log and the engine's log")
+        self.log_btn.clicked.connect(lambda *_: self._show_engine_log())
+        for b in (self.install_btn, self.start_btn, self.remove_btn, self.log_btn):
+            buttons.addWidget(b)
+        g.addLayout(buttons, 3, 0, 1, 2)
+        self.keep_engine = QCheckBox("Keep the engine running after Krita quits", engine)
+        self.keep_engine.setChecked(bool(self.store.extra.get("keep_engine_running", False)))
+        self.keep_engine.toggled.connect(self._on_keep_engine)
+        g.addWidget(self.keep_engine, 4, 0, 1, 2)
+        self.engine_progress = QProgressBar(engine)
+        self.engine_progress.setRange(0, 100)
+        self.engine_progress.setVisible(False)
+        self.engine_step = QLabel("", engine)
+        self.engine_step.setWordWrap(True)
+        self.engine_step.setVisible(False)
+        g.addWidget(self.engine_progress, 5, 0, 1, 2)
+        g.addWidget(self.engine_step, 6, 0, 1, 2)
         root.addWidget(engine)
 
         lay = QGroupBox("Layers", body)
@@ -250,8 +285,104 @@ class SemanticAnalogyDocker(DockWidget):
         self.setWidget(scroll)
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.connect_btn, self.train_btn, self.apply_btn, self.live):
+        for w in (self.connect_btn, self.train_btn, self.apply_btn, self.live, self.install_btn, self.start_btn,
+                  self.remove_btn, self.log_btn, self.keep_engine):
             w.setEnabled(on)
+
+    # ------------------------------------------------------------------ the local engine
+    def _make_local_engine(self) -> None:
+        from .local_engine import LocalEngine
+
+        self.engine = LocalEngine(user_data_dir(), keep_running=self.keep_engine.isChecked(), parent=self)
+        self.engine.stateChanged.connect(self._on_engine_state)
+        self.engine.progressChanged.connect(self._on_engine_progress)
+        self.engine.started.connect(self._on_engine_started)
+        self.engine.failed.connect(self._on_engine_failed)
+        QApplication.instance().aboutToQuit.connect(self.engine.shutdown)
+        self._on_engine_state(*self.engine.describe())
+
+    def _on_engine_state(self, state: str, text: str) -> None:
+        from . import local_engine as LE
+
+        self.local_state.setText(text)
+        busy = state in (LE.INSTALLING, LE.STARTING, LE.REMOVING, LE.STOPPING)
+        installed = state in (LE.EI.READY, LE.EI.OUTDATED, LE.RUNNING)
+        self.install_btn.setText({LE.INSTALLING: "Cancel install", LE.EI.INCOMPLETE: "Repair install",
+                                  LE.EI.OUTDATED: "Update engine"}.get(state, "Install local engine"))
+        self.install_btn.setVisible(state not in (LE.EI.READY, LE.RUNNING))
+        self.install_btn.setEnabled(state == LE.INSTALLING or not busy)
+        managed = state == LE.RUNNING and (self.engine.process.started_here or bool(self.engine.process.lock_holder()))
+        self.start_btn.setText("Stop" if state == LE.RUNNING else "Start")
+        self.start_btn.setEnabled(not busy and ((installed and state != LE.RUNNING) or managed))
+        self.remove_btn.setEnabled(not busy and state != LE.EI.NOT_INSTALLED)
+        self.engine_progress.setVisible(state == LE.INSTALLING)
+        self.engine_step.setVisible(busy and bool(self.engine_step.text()))
+        if not busy:
+            self.engine_step.setText("")
+
+    def _on_engine_progress(self, percent: int, text: str) -> None:
+        self.engine_progress.setValue(max(0, min(100, percent)))
+        self.engine_step.setText(text)
+        self.engine_step.setVisible(True)
+
+    def _on_engine_started(self, address: str, text: str) -> None:
+        self.engine_step.setText("")
+        self.engine_step.setVisible(False)
+        self.address.setText(address)
+        self.show_info(text + ".")
+        self._connect()
+
+    def _on_engine_failed(self, short: str, details: str) -> None:
+        self.engine_step.setVisible(False)
+        self.show_error(short, details)
+
+    def _install_pressed(self) -> None:
+        from . import local_engine as LE
+
+        if self.engine.busy == LE.INSTALLING:
+            self.engine.cancel()
+            return
+        self.clear_error()
+        self.engine.install(update=self.engine.install_state().state == LE.EI.OUTDATED, address=self.address.text())
+
+    def _start_pressed(self) -> None:
+        from . import local_engine as LE
+
+        self.clear_error()
+        if self.engine.describe()[0] == LE.RUNNING:
+            self.engine.stop()
+        else:
+            self.engine.start(self.address.text())
+
+    def _remove_pressed(self) -> None:
+        self.clear_error()
+        self.engine.remove()
+
+    def _show_engine_log(self) -> None:
+        self.show_error("The local engine's logs (Details… shows them):", self.engine.log_text())
+        self.details_btn.setChecked(True)
+
+    def _on_keep_engine(self, on: bool) -> None:
+        self.store.extra["keep_engine_running"] = bool(on)
+        self._save()
+        if getattr(self, "engine", None) is not None:
+            self.engine.set_keep_running(on)
+
+    def _auto_start_local(self) -> bool:
+        """At the docker's first show: start the installed local engine (or use the one that
+        runs) when the address is this computer's; False when there is none to start."""
+        from . import local_engine as LE
+
+        engine = getattr(self, "engine", None)
+        if engine is None or engine.describe()[0] not in (LE.EI.READY, LE.EI.OUTDATED):
+            return False
+        try:
+            address = core.address.normalize_address(self.address.text())
+        except core.UserError:
+            return False
+        if not address.startswith(("tcp://127.0.0.1:", "tcp://localhost:")):
+            return False  # a remote engine was chosen: connect to that one
+        return engine.start(address)
 
     def _sync_training_widgets(self) -> None:
         """Method patch trains nothing: preset, size and steps do not apply to it, so they are
@@ -269,7 +400,10 @@ class SemanticAnalogyDocker(DockWidget):
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         if self.controller is not None and not self.controller.connected and not self.controller.busy:
-            QTimer.singleShot(0, self._connect)  # first show: try the remembered address
+            first, self._shown = not getattr(self, "_shown", False), True
+            # First show: start the local engine if one is installed (it connects once it
+            # answers); otherwise, and at later shows, try the remembered address.
+            QTimer.singleShot(0, lambda: (first and self._auto_start_local()) or self._connect())
 
     # ------------------------------------------------------------------ documents and layers
     def _doc(self):

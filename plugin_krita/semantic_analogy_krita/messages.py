@@ -20,6 +20,8 @@ KRITA_WORDS = core.errors.EditorWords(
     address_field="the address in the docker's Engine box",
     reinstall="the plugin zip built by plugin_krita/build_zip.py from the engine's release",
     log_hint="Press Details… for the full text, and report it with that text.",
+    install_local="press “Install local engine” (or Start) in the docker's Engine box: it installs and runs one "
+                  "on this computer",
 )
 
 

@@ -384,7 +384,8 @@ PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugin_krita"
 # Plug-in modules that import `krita` or Qt: imported afresh against the fakes, and
 # dropped again after the test, so no other test sees them.
 _KRITA_MODULES = ("semantic_analogy_krita.qt_compat", "semantic_analogy_krita.krita_io",
-                  "semantic_analogy_krita.controller", "semantic_analogy_krita.docker")
+                  "semantic_analogy_krita.controller", "semantic_analogy_krita.docker",
+                  "semantic_analogy_krita.local_engine")
 
 
 @contextlib.contextmanager
