@@ -63,6 +63,24 @@ class NoPython(InstallError):
 # --------------------------------------------------------------------------- where things live
 
 
+def user_data_dir(editor: str, override_env: str, platform: str = sys.platform,
+                  env: Optional[Mapping[str, str]] = None, home: Optional[str] = None) -> Path:
+    """An editor plug-in's own data folder (settings, logs, the local engine), per platform:
+    never inside the plug-in folder, which reinstalling the plug-in replaces."""
+    env = os.environ if env is None else env
+    if env.get(override_env):
+        return Path(env[override_env])
+    home = home or os.path.expanduser("~")
+    if platform.startswith("win"):
+        base = env.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
+        return Path(base) / "SemanticAnalogy" / editor
+    if platform == "darwin":
+        return Path(home) / "Library" / "Application Support" / "SemanticAnalogy" / editor
+    base = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    return Path(base) / "semantic-analogy" / editor
+
+
+
 @dataclass(frozen=True)
 class EngineHome:
     """The managed engine's folder inside the plug-in's user data folder."""
@@ -378,7 +396,7 @@ class Installer:
                 self._check()
                 return self.state()
             except InstallError as e:
-                self._log(f"the check failed ({e}): installing again")
+                self.note(f"the check failed ({e}): installing again")
         try:
             return self._install(fresh=current.state in (NOT_INSTALLED, INCOMPLETE))
         except InstallError as e:
@@ -412,7 +430,7 @@ class Installer:
     def _install(self, fresh: bool) -> InstallState:
         self._step(1, "Finding Python")
         python = find_python(self.python, run=self.run)
-        self._log(f"python: {' '.join(python)}")
+        self.note(f"python: {' '.join(python)}")
         if fresh and self.home.venv.exists():
             self._step(1, "Removing the unfinished environment")
             shutil.rmtree(self.home.venv, ignore_errors=True)
@@ -431,7 +449,7 @@ class Installer:
         version = self._check()
         self.home.write_state(status="complete", version=version, wheel=self.wheel.path.name,
                               wheel_size=_size(self.wheel.path), python=" ".join(python), installed=time.time())
-        self._log("install complete")
+        self.note("install complete")
         return self.state()
 
     def _check(self) -> str:
@@ -444,12 +462,12 @@ class Installer:
     def _step(self, index: int, text: str) -> None:
         if self.cancel.is_set():
             raise InstallCancelled("The install was cancelled; press Install to finish it, or Remove.")
-        self._log(f"== {text}")
+        self.note(f"== {text}")
         self.progress(Step(index, self.STEPS, text))
 
     def _call(self, cmd: list[str], what: str, pip_output: bool = False, capture: bool = False) -> str:
         """Run one command, its output into the log (and into progress words for pip)."""
-        self._log("$ " + " ".join(cmd))
+        self.note("$ " + " ".join(cmd))
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     errors="replace", env=_clean_env(os.environ), stdin=subprocess.DEVNULL,
@@ -472,7 +490,7 @@ class Installer:
         if self.cancel.is_set():
             raise InstallCancelled("The install was cancelled; press Install to finish it, or Remove.")
         if code != 0:
-            self._log(f"exit code {code}")
+            self.note(f"exit code {code}")
             if "pip" in cmd:
                 reason = explain_pip_failure(lines[-200:])
             else:
@@ -491,7 +509,8 @@ class Installer:
                     proc.kill()
                 return
 
-    def _log(self, text: str) -> None:
+    def note(self, text: str) -> None:
+        """Append a line to the install log (the log view shows it)."""
         try:
             with open(self.home.log, "a", encoding="utf-8") as log:
                 log.write(text + "\n")
@@ -500,7 +519,7 @@ class Installer:
 
     def _log_header(self, action: str) -> None:
         self.home.root.mkdir(parents=True, exist_ok=True)
-        self._log(f"\n##### {action} at {time.strftime('%Y-%m-%d %H:%M:%S')} "
+        self.note(f"\n##### {action} at {time.strftime('%Y-%m-%d %H:%M:%S')} "
                   f"(plug-in's engine {self.wheel.version if self.wheel else 'none'})")
 
 

@@ -5,7 +5,8 @@ driver builds an image the way a painter would (photo, label layers inside a gro
 one of them larger than the canvas so it has negative offsets), calls the real
 procedure through the PDB non-interactively several times (first with pyzmq hidden
 from the plug-in when the test asks for it, once with method patch, last a long job whose
-plug-in process the test kills mid-training), and writes what happened
+plug-in process the test kills mid-training; the local engine's procedure with
+status and install), and writes what happened
 (statuses, messages, layers, result pixels) to report.json for the test to check.
 Errors are caught and reported: GIMP's batch exit code alone says too little.
 """
@@ -23,6 +24,7 @@ from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 FORMAT = "R'G'B'A u8"
 PROC = "plug-in-semantic-analogy"
+ENGINE_PROC = "plug-in-semantic-analogy-engine"
 CFG = json.load(open(CONFIG_PATH))  # noqa: F821 (prepended by the test)
 REPORT = {"runs": {}, "error": None}
 
@@ -83,6 +85,20 @@ def call(name, image, drawables, **args):
     return run, (result.index(1) if status == Gimp.PDBStatusType.SUCCESS else None)
 
 
+def call_engine(name, image, action):
+    """The local engine's procedure ("Semantic Analogy Engine..."), through the PDB."""
+    proc = Gimp.get_pdb().lookup_procedure(ENGINE_PROC)
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_property("action", action)
+    result = proc.run(config)
+    status = result.index(0)
+    message = result.index(1)
+    REPORT["runs"][name] = {"status": status.value_nick if hasattr(status, "value_nick") else str(status),
+                            "message": message if isinstance(message, str) else str(message)}
+
+
 try:
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CFG["photo"]))
     photo = image.get_layers()[0]
@@ -118,6 +134,11 @@ try:
     run, result_layer = call("analogy", image, [photo], **common)
     call("bad_target", image, [photo], source_labels=labels, target_labels=bad, **common)
     call("no_daemon", image, [photo], **{**common, "address": CFG["dead_address"]})
+    if CFG.get("engine"):
+        # The local engine from a clean user data folder: nothing installed; Install needs a
+        # Python with venv, which this GIMP's Debian lacks (no python3-venv): it must say so.
+        call_engine("engine_status", image, "status")
+        call_engine("engine_install", image, "install")
     # Method patch: no training, the photo's own patches follow the target labels.
     _, patch_layer = call("patch", image, [photo], method="patch", address=CFG["address"])
     # Again with another target and the visible image as source (the earlier results and the

@@ -39,6 +39,9 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test
 # The protocol's command-line client side (commands.py, files.py): the plug-in never runs it.
 PROTOCOL_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*", "commands.py", "files.py")
 
+sys.path.insert(0, str(REPO / "scripts"))
+import engine_wheel  # noqa: E402  (the engine wheel the plug-in carries)
+
 log = logging.getLogger("install")
 
 
@@ -118,6 +121,10 @@ def install(plug_in_dir: Path, repo: Path = REPO) -> Path:
     shutil.copytree(plugin, staging, ignore=IGNORED)
     shutil.copytree(protocol, staging / BUNDLED / "protocol", ignore=PROTOCOL_IGNORED)
     shutil.copytree(core, staging / BUNDLED / "plugin_core", ignore=IGNORED)
+    try:  # what "Semantic Analogy Engine… › Install" installs
+        engine_wheel.build(staging / "engine_wheel", repo)
+    except engine_wheel.WheelError as e:
+        raise InstallError(str(e)) from e
     (staging / BUNDLED / "__init__.py").write_text(
         '"""What the Semantic Analogy plug-in carries: the protocol and the shared plug-in core."""\n',
         encoding="utf-8")

@@ -11,6 +11,7 @@ torch and friends, and installs the very versions this project was tested with.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -56,8 +57,9 @@ def build(folder: Path, repo: Path = REPO) -> Path:
                 shutil.copy2(path, src / name)
             else:
                 raise WheelError(f"{path} is missing: is this a checkout of the project?")
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-               "-w", str(folder), str(src)]
+        # With setuptools here the build needs nothing from the network; without, pip fetches it.
+        isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "--quiet", "-w", str(folder), str(src)]
         r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise WheelError(f"building the engine wheel failed: {(r.stderr or r.stdout).strip()[-1500:]}")

@@ -199,6 +199,7 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
             "dead_address": f"tcp://127.0.0.1:{free_port()}",  # nothing listens there
             "precision": "float-linear",
             "abandon_steps": 100_000,
+            "engine": True,
         }
         hide = sandbox.path / "hide"
         hide.mkdir()
@@ -209,7 +210,8 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
         (sandbox.path / "config.json").write_text(json.dumps(config))
         code = f"CONFIG_PATH = {sandbox.inside(sandbox.path / 'config.json')!r}\n"
         code += (REPO / "plugin_gimp" / "gimp_e2e_driver.py").read_text()
-        env = {"SEMANTIC_ANALOGY_CANCEL_IF_SILENT": str(SILENT_S), "PYTHONPATH": sandbox.inside(hide)}
+        env = {"SEMANTIC_ANALOGY_CANCEL_IF_SILENT": str(SILENT_S), "PYTHONPATH": sandbox.inside(hide),
+               "SEMANTIC_ANALOGY_GIMP_HOME": sandbox.inside(sandbox.path / "gimpdata")}
         gimp = sandbox.start_batch(code, env=env)
         try:
             abandoned = abandon_running_job(gimp, sandbox, out, address)
@@ -256,6 +258,16 @@ def test_procedure_in_real_gimp(daemon, tmp_path):
     assert dead["status"] == "execution-error", dead
     assert dead["message"].startswith("No answer from the Semantic Analogy engine"), dead["message"]
     assert "“.venv/bin/semantic-analogy serve --bind " in dead["message"], dead["message"]
+    assert "Run Filters › Semantic Analogy Engine... with Install" in dead["message"], dead["message"]
+
+    # 3b. The local engine's procedure: nothing installed in the clean data folder, and
+    # Install, with no Python that can make an environment in this Debian, says what to add.
+    status = runs["engine_status"]
+    assert status == {"status": "success", "message": "No local engine installed; not running"}, status
+    install = runs["engine_install"]
+    assert install["status"] == "execution-error", install
+    assert install["message"].startswith("The local engine needs Python 3.10 to 3.13 with its venv module"), install
+    assert "has no venv module" in install["message"] and "apt install python3-venv" in install["message"], install
 
     # 4. Method patch: no training, no model; a new layer of the image's size that follows
     # the target layout, the edit filled with the photo's own foliage.

@@ -37,6 +37,11 @@ def fake_repo(tmp_path):
     (proto / "__pycache__").mkdir()
     (proto / "__pycache__" / "client.cpython-311.pyc").write_bytes(b"junk")
     shutil.copytree(REPO / "plugin_core", repo / "plugin_core", ignore=shutil.ignore_patterns("__pycache__"))
+    # What the engine wheel is built from (the plug-in carries it for "Semantic Analogy Engine…").
+    for name in ("semantic_analogy", "engine", "daemon"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, repo / name)
     return repo
 
 
@@ -79,6 +84,8 @@ def test_install_layout_exec_bit_and_reinstall_keeps_vendor(installer, fake_repo
     assert (folder / "sa_shared" / "protocol" / "client.py").is_file()
     assert (folder / "sa_shared" / "plugin_core" / "bundle.py").is_file()
     assert not (folder / "sa_shared" / "protocol" / "__pycache__").exists()
+    assert sorted(p.name for p in (folder / "engine_wheel").iterdir()) == ["constraints.txt",
+                                                                     "semantic_analogy-0.1.0-py3-none-any.whl"]
     # The bundled copy imports under its new name: relative imports only.
     out = subprocess.run(
         [sys.executable, "-c", "import sa_shared.protocol.client as c; print(c.KIND)"],

@@ -304,3 +304,37 @@ def test_missing_dependencies_message_per_platform(logic):
     assert "--platform macosx_11_0_arm64" in mac
     flatpak = logic.missing_dependencies_message(["pyzmq"], "3.12.1", "/usr/bin/python3", "linux-x86_64", flatpak=True)
     assert "apt" not in flatpak and "--vendor-deps" in flatpak
+
+
+# --------------------------------------------------------------------------- the local engine
+
+
+def test_local_engine_actions_from_a_clean_data_folder(logic, tmp_path):
+    env = {logic.DATA_DIR_ENV: str(tmp_path / "gimpdata")}
+    steps = []
+    on_step = lambda fraction, text: steps.append(text)  # noqa: E731
+    assert logic.engine_action("status", "", on_step, env=env) == "No local engine installed; not running"
+    assert logic.engine_action("stop", "", on_step, env=env) == "The local engine was not running."
+    with pytest.raises(logic.PluginError) as e:
+        logic.engine_action("install", "", on_step, env=env, wheel_dir=tmp_path / "none")
+    assert "carries no engine package" in str(e.value) and "plugin_gimp/install.py" in str(e.value)
+    with pytest.raises(logic.PluginError) as e:
+        logic.engine_action("start", "", on_step, env=env)
+    assert "not installed: press Install first" in str(e.value)
+    with pytest.raises(logic.PluginError) as e:
+        logic.engine_action("dance", "", on_step, env=env)
+    assert "choose one of: status, install, update, start, stop, remove" in str(e.value)
+    # Nothing installed: the filter has no engine to start, and says where to install one.
+    assert logic.start_local_engine("", on_step, env=env) is None
+    text = logic.daemon_unavailable_message("tcp://127.0.0.1:5555")
+    assert "Run Filters › Semantic Analogy Engine... with Install" in text, text
+    assert logic.engine_home(env).root == tmp_path / "gimpdata" / "engine"
+
+
+def test_the_filter_never_starts_a_local_engine_for_a_remote_address(logic, tmp_path):
+    env = {logic.DATA_DIR_ENV: str(tmp_path / "gimpdata")}
+    home = logic.engine_home(env)
+    home.python.parent.mkdir(parents=True)
+    home.python.write_text("")
+    home.write_state(status="complete", version="0.1.0")
+    assert logic.start_local_engine("tcp://render-box:5555", lambda f, t: None, env=env) is None

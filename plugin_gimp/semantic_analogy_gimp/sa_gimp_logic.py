@@ -10,17 +10,23 @@ progress and error texts, layer names, rectangles) is the shared core's
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Hashable, Iterable, Mapping, Optional, Sequence
 
 try:
-    from sa_shared.plugin_core import UserError, address, bundle, choices, errors, geometry, layers, naming, progress
+    from sa_shared.plugin_core import (
+        UserError, address, bundle, choices, engine_install, engine_launch, errors, geometry, layers, naming,
+        progress,
+    )
 except ModuleNotFoundError as _e:  # not installed by install.py: a checkout with the project installed
     if (_e.name or "").split(".")[0] != "sa_shared":
         raise
     from semantic_analogy.plugin_core import (  # type: ignore[no-redef]
-        UserError, address, bundle, choices, errors, geometry, layers, naming, progress,
+        UserError, address, bundle, choices, engine_install, engine_launch, errors, geometry, layers, naming,
+        progress,
     )
 
 # The protocol's modules beside the core (client imports pyzmq and msgpack: check
@@ -30,6 +36,11 @@ load_protocol_modules = bundle.protocol
 PROC_NAME = "plug-in-semantic-analogy"
 MENU_LABEL = "Semantic _Analogy..."
 MENU_PATH = "<Image>/Filters/"
+# The managed local engine (plugin_core/engine_install.py, engine_launch.py), in its own menu entry.
+ENGINE_PROC_NAME = "plug-in-semantic-analogy-engine"
+ENGINE_MENU_LABEL = "Semantic Analogy _Engine..."
+DATA_DIR_ENV = "SEMANTIC_ANALOGY_GIMP_HOME"  # the plug-in's user data folder (tests set it)
+WHEEL_DIR = Path(__file__).resolve().parent / "engine_wheel"  # install.py puts the engine wheel here
 DEFAULT_ADDRESS = address.DEFAULT_ADDRESS
 ADDRESS_ENV = address.ADDRESS_ENV
 CONNECT_TIMEOUT_S = 5.0
@@ -62,6 +73,8 @@ GIMP_WORDS = errors.EditorWords(
     connect="run the filter again",
     address_field="the engine address in the filter's dialog",
     reinstall="python plugin_gimp/install.py, then restart GIMP",
+    install_local=f"run Filters › {ENGINE_MENU_LABEL.replace('_', '')} with Install: it installs and runs one on "
+                  "this computer",
     log_hint="The details are on GIMP's error console (Windows > Dockable Dialogs > Error Console) or its terminal.",
 )
 
@@ -350,3 +363,88 @@ def missing_dependencies_message(
     else:
         fix = f"Put them in the plug-in's vendor folder from the Semantic Analogy checkout with: {vendor}"
     return head + fix + " Then restart GIMP."
+
+
+# --------------------------------------------------------------------------- the local engine
+
+ENGINE_STATUS, ENGINE_INSTALL, ENGINE_UPDATE, ENGINE_START, ENGINE_STOP, ENGINE_REMOVE = (
+    "status", "install", "update", "start", "stop", "remove")
+ENGINE_ACTIONS: tuple[choices.Choice, ...] = (
+    choices.Choice(ENGINE_STATUS, "Status", "Say whether the local engine is installed and running"),
+    choices.Choice(ENGINE_INSTALL, "Install (or repair)", "Install the engine on this computer in its own Python "
+                   "environment in the plug-in's user data folder (a few GB: torch), then start it; repairs an "
+                   "unfinished install; only checks a complete one"),
+    choices.Choice(ENGINE_UPDATE, "Update", "Install the engine this plug-in carries over an older one"),
+    choices.Choice(ENGINE_START, "Start", "Start the installed engine (the filter also does this by itself)"),
+    choices.Choice(ENGINE_STOP, "Stop", "Stop the local engine"),
+    choices.Choice(ENGINE_REMOVE, "Remove", "Stop the engine and delete its environment (the logs stay)"),
+)
+
+
+def engine_home(env: Mapping[str, str] = os.environ) -> "engine_install.EngineHome":
+    return engine_install.EngineHome(engine_install.user_data_dir("gimp", DATA_DIR_ENV, env=env) / "engine")
+
+
+def _wheel(folder: Path = WHEEL_DIR) -> Optional["engine_install.EngineWheel"]:
+    try:
+        return engine_install.EngineWheel.find(folder)
+    except engine_install.InstallError:
+        return None
+
+
+def engine_action(action: str, addr: str, on_step: Callable[[float, str], None],
+                  env: Mapping[str, str] = os.environ, wheel_dir: Path = WHEEL_DIR,
+                  parent_pid: Optional[int] = None) -> str:
+    """Run one action of "Semantic Analogy Engine…"; returns what to tell the user.
+
+    Raises PluginError with the reason (and the log's place) when it fails. `parent_pid`
+    is GIMP's: an engine started here stops when GIMP quits.
+    """
+    home = engine_home(env)
+    wheel = _wheel(wheel_dir)
+    installer = engine_install.Installer(home, wheel, progress=lambda step: on_step(step.fraction, step.text))
+    process = engine_launch.EngineProcess(home)
+    try:
+        if action == ENGINE_STATUS:
+            running = process.running_address()
+            state = installer.state().text
+            return f"{state}; running at {running}" if running else f"{state}; not running"
+        if action in (ENGINE_INSTALL, ENGINE_UPDATE):
+            if wheel is None:
+                raise PluginError(f"The plug-in carries no engine package in {wheel_dir}: reinstall it with "
+                                  "python plugin_gimp/install.py.")
+            installer.install(update=action == ENGINE_UPDATE)
+            on_step(1.0, "Installed; starting the engine")
+            started = process.start(addr, parent_pid=parent_pid)
+            return f"{installer.state().text}. {started.text}."
+        if action == ENGINE_START:
+            return process.start(addr, parent_pid=parent_pid).text + "."
+        if action == ENGINE_STOP:
+            return "Stopped the local engine." if process.stop() else "The local engine was not running."
+        if action == ENGINE_REMOVE:
+            process.stop()
+            installer.remove()
+            return f"Removed the local engine's environment (its logs stay in {home.root})."
+    except UserError as e:
+        if isinstance(e, PluginError):
+            raise
+        raise PluginError(str(e)) from e
+    raise PluginError(f"Unknown action {action!r}; choose one of: {', '.join(c.nick for c in ENGINE_ACTIONS)}.")
+
+
+def start_local_engine(addr: str, on_step: Callable[[float, str], None], env: Mapping[str, str] = os.environ,
+                       parent_pid: Optional[int] = None) -> Optional[str]:
+    """When nothing answers at a loopback `addr` and a local engine is installed: start it (or
+    find the one running) and return its address; None when there is none to start."""
+    home = engine_home(env)
+    state = engine_install.install_state(home, _wheel()).state
+    if state not in (engine_install.READY, engine_install.OUTDATED):
+        return None
+    normalized = normalize_address(addr)
+    if not normalized.startswith(("tcp://127.0.0.1:", "tcp://localhost:")):
+        return None  # a remote engine was chosen: never start a local one instead
+    on_step(0.0, "starting the local engine")
+    try:
+        return engine_launch.EngineProcess(home).start(normalized, parent_pid=parent_pid).address
+    except UserError as e:
+        raise PluginError(str(e)) from e

@@ -190,7 +190,16 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
         except proto.VersionMismatch as exc:
             raise logic.PluginError(logic.version_mismatch_message(str(exc)))
         except proto.DaemonUnavailable:
-            raise logic.PluginError(logic.daemon_unavailable_message(args.address))
+            # Nothing answers: start the installed local engine (it stops when GIMP quits).
+            started = logic.start_local_engine(args.address, show_step, parent_pid=os.getppid())
+            if started is None:
+                raise logic.PluginError(logic.daemon_unavailable_message(args.address))
+            client.close()
+            client = proto.Client(address=started, timeout=logic.CONNECT_TIMEOUT_S)
+            try:
+                client.connect()
+            except proto.DaemonUnavailable:
+                raise logic.PluginError(logic.daemon_unavailable_message(started))
         make = lambda data: proto.RGBAImage(width=region.width, height=region.height, data=data)  # noqa: E731
         try:
             job_id = client.submit(
@@ -222,6 +231,12 @@ def run_job(proto, args, image_px, labels_px, target_px, target_name, region):
         raise logic.PluginError(
             logic.result_size_message((result.width, result.height), (region.width, region.height)))
     return result.data, job_progress.warnings
+
+
+def show_step(fraction, text):
+    """A step of the local engine's install or start on GIMP's progress bar."""
+    Gimp.progress_set_text(logic.PROGRESS_PREFIX + text)
+    Gimp.progress_update(max(0.0, min(1.0, fraction)))
 
 
 # --------------------------------------------------------------------------- the procedure
@@ -358,6 +373,40 @@ def run(procedure, run_mode, image, drawables, config, data):
     return values
 
 
+def run_engine(procedure, run_mode, image, drawables, config, data):
+    """"Semantic Analogy Engine…": install, update, start, stop or remove the local engine."""
+    try:
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            GimpUi.init(logic.ENGINE_PROC_NAME)
+            dialog = GimpUi.ProcedureDialog.new(procedure, config, "Semantic Analogy Engine")
+            dialog.fill(None)
+            ok = dialog.run()
+            dialog.destroy()
+            if not ok:
+                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        Gimp.progress_init("Semantic Analogy: local engine")
+        # Imports pyzmq for the ping: say what is missing first.
+        _, problem = load_protocol()
+        if problem:
+            return error_values(procedure, problem)
+        message = logic.engine_action(config.get_property("action"), config.get_property("address"), show_step,
+                                      parent_pid=os.getppid())
+    except logic.PluginError as exc:
+        return error_values(procedure, str(exc))
+    except Exception as exc:
+        traceback.print_exc()
+        return error_values(procedure, logic.unexpected_error_message(exc))
+    finally:
+        Gimp.progress_end()
+    sys.stderr.write(f"{logic.ENGINE_PROC_NAME}: {message}\n")
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        Gimp.message(message)
+    values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+    values.remove(1)
+    values.insert(1, GObject.Value(GObject.TYPE_STRING, message))
+    return values
+
+
 def _choice(entries):
     choice = Gimp.Choice.new()
     for index, entry in enumerate(entries):
@@ -370,9 +419,11 @@ class SemanticAnalogy(Gimp.PlugIn):
         return False  # no translations yet; False also silences GIMP's locale warnings
 
     def do_query_procedures(self):
-        return [logic.PROC_NAME]
+        return [logic.PROC_NAME, logic.ENGINE_PROC_NAME]
 
     def do_create_procedure(self, name):
+        if name == logic.ENGINE_PROC_NAME:
+            return self.create_engine_procedure(name)
         rw = GObject.ParamFlags.READWRITE
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*")
@@ -435,6 +486,32 @@ class SemanticAnalogy(Gimp.PlugIn):
             logic.default_address(os.environ), rw
         )
         procedure.add_layer_return_value("result-layer", "Result layer", "The new layer with the result", True, rw)
+        return procedure
+
+    def create_engine_procedure(self, name):
+        rw = GObject.ParamFlags.READWRITE
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_engine, None)
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+        procedure.set_documentation(
+            "Install, start, stop or remove the Semantic Analogy engine on this computer",
+            "Install makes a Python environment in the plug-in's user data folder, installs the engine the "
+            "plug-in carries with its pinned dependencies (pip; a few GB for torch), checks it and starts it on "
+            "loopback. An unfinished install is repaired by Install and deleted by Remove. Once installed, the "
+            "Semantic Analogy filter starts the engine by itself when none answers; it stops when GIMP quits.",
+            name,
+        )
+        procedure.set_menu_label(logic.ENGINE_MENU_LABEL)
+        procedure.set_attribution("Semantic Analogy authors", "MIT", "2025")
+        procedure.add_menu_path(logic.MENU_PATH)
+        procedure.add_choice_argument(
+            "action", "_Action", "What to do with the local engine", _choice(logic.ENGINE_ACTIONS),
+            logic.ENGINE_STATUS, rw,
+        )
+        procedure.add_string_argument(
+            "address", "Engine _address", "Where the local engine listens (this computer only)",
+            logic.default_address(os.environ), rw
+        )
+        procedure.add_string_return_value("message", "Message", "What was done", "", rw)
         return procedure
 
 

@@ -4,6 +4,7 @@ and errors in plain words."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 from dataclasses import replace
 from typing import Optional
@@ -293,12 +294,21 @@ class SemanticAnalogyDocker(DockWidget):
     def _make_local_engine(self) -> None:
         from .local_engine import LocalEngine
 
-        self.engine = LocalEngine(user_data_dir(), keep_running=self.keep_engine.isChecked(), parent=self)
+        # No Qt parent: it must outlive the docker's widgets while Krita closes.
+        self.engine = LocalEngine(user_data_dir(), keep_running=self.keep_engine.isChecked())
         self.engine.stateChanged.connect(self._on_engine_state)
         self.engine.progressChanged.connect(self._on_engine_progress)
         self.engine.started.connect(self._on_engine_started)
         self.engine.failed.connect(self._on_engine_failed)
+        # Stop the engine started here when Krita quits. Krita closes its windows, and so this
+        # docker and its children, before Qt's aboutToQuit: the notifier's applicationClosing
+        # comes first (it emits only once activated), and atexit is the net when Krita's Python
+        # shuts down. A crash is the daemon's own watch on Krita's PID (serve --parent-pid).
+        notifier = Krita.instance().notifier()
+        notifier.setActive(True)
+        notifier.applicationClosing.connect(self.engine.shutdown)
         QApplication.instance().aboutToQuit.connect(self.engine.shutdown)
+        atexit.register(self.engine.shutdown)
         self._on_engine_state(*self.engine.describe())
 
     def _on_engine_state(self, state: str, text: str) -> None:

@@ -58,6 +58,7 @@ class LocalEngine(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-analogy-engine")
         self._future: Optional[Future] = None
         self._busy = ""
+        self._shut_down = False
         self._address_hint = ""  # where to start after an install (the docker's address field)
         self._events: "queue.Queue[tuple]" = queue.Queue()
         self._timer = QTimer(self)
@@ -130,10 +131,14 @@ class LocalEngine(QObject):
             self.process.detach()  # the running engine no longer stops with Krita
 
     def shutdown(self) -> None:
-        """Krita quits: stop the engine started here, unless it is to keep running."""
+        """Krita quits: stop the engine started here, unless it is to keep running (idempotent)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.installer.cancel.set()
         if not self.keep_running and self.process.started_here:
             log.info("stopping the local engine at %s", self.process.address)
+            self.installer.note(f"Krita is closing: stopping the local engine at {self.process.address}")
             self.process.stop()
         self._pool.shutdown(wait=False)
 

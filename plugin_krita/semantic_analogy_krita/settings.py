@@ -42,18 +42,8 @@ class SettingsError(core.UserError):
 
 def user_data_dir(platform: str = sys.platform, env: Optional[Mapping[str, str]] = None,
                   home: Optional[str] = None) -> Path:
-    """Where settings and logs live, per platform (never inside the plugin folder)."""
-    env = os.environ if env is None else env
-    if env.get(DATA_DIR_ENV):
-        return Path(env[DATA_DIR_ENV])
-    home = home or os.path.expanduser("~")
-    if platform.startswith("win"):
-        base = env.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
-        return Path(base) / "SemanticAnalogy" / "krita"
-    if platform == "darwin":
-        return Path(home) / "Library" / "Application Support" / "SemanticAnalogy" / "krita"
-    base = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
-    return Path(base) / "semantic-analogy" / "krita"
+    """Where settings, logs and the local engine live, per platform (never inside the plugin folder)."""
+    return core.engine_install.user_data_dir("krita", DATA_DIR_ENV, platform, env, home)
 
 
 def normalize_address(text: str) -> str:

@@ -79,6 +79,11 @@ class Driver:
 
     # ------------------------------------------------------------------ scenario
     def start(self):
+        self.setup()
+        self.train_scenario()
+
+    def setup(self):
+        """A document with Photo, Labels and Target 1, and the docker shown."""
         cfg = self.cfg
         app = Krita.instance()
         window = app.activeWindow()
@@ -108,6 +113,9 @@ class Driver:
         docker.show()
         docker.raise_()
         self.docker = docker
+
+    def train_scenario(self):
+        cfg, docker, window = self.cfg, self.docker, Krita.instance().activeWindow()
         if cfg.get("docker_size"):  # for screenshots: a roomy window and a free-floating docker
             screen = QApplication.primaryScreen().geometry()
             dw, dh = cfg["docker_size"]
@@ -397,6 +405,88 @@ class Driver:
         Krita.instance().action("file_quit").trigger()
 
 
+class InstallDriver(Driver):
+    """From a clean user data folder: press "Install local engine", let it install into its
+    own environment and start, Train a tiny job, add the result layer, quit Krita."""
+
+    def start(self):
+        self.setup()
+        d = self.docker
+        self.result["engine"] = {"steps": [], "initial": self.engine_widgets()}
+        d.engine.progressChanged.connect(lambda p, t: self.guard(self.on_engine_progress, p, t))
+        d.engine.started.connect(lambda a, t: self.guard(self.on_engine_started, a, t))
+        d.engine.failed.connect(lambda s, det: self.guard(self.on_engine_failed, s, det))
+        d.controller.connectionChanged.connect(lambda ok, t: self.guard(self.on_connection, ok, t))
+        d.address.setText(self.cfg["address"])
+        self.phase = "install"
+        # after the docker's own first-show connect attempt (nothing answers yet)
+        QTimer.singleShot(2500, lambda: self.guard(self.press_install))
+
+    def engine_widgets(self):
+        d = self.docker
+        return {"state": d.local_state.text(), "install_text": d.install_btn.text(),
+                "install_visible": d.install_btn.isVisible(), "install_enabled": d.install_btn.isEnabled(),
+                "start_text": d.start_btn.text(), "start_enabled": d.start_btn.isEnabled(),
+                "remove_enabled": d.remove_btn.isEnabled(), "connection": d.state.text()}
+
+    def press_install(self):
+        self.result["engine"]["before_install"] = self.engine_widgets()
+        self.t_install = time.time()
+        self.docker.install_btn.click()
+        self.result["engine"]["pressed"] = self.engine_widgets()
+        self.log("pressed Install local engine")
+
+    def on_engine_progress(self, percent, text):
+        steps = self.result["engine"]["steps"]
+        if not steps or steps[-1]["text"] != text:
+            steps.append({"t": round(time.time() - self.t_install, 1), "percent": percent, "text": text})
+            self.write()
+        if text.startswith("Installing") and not getattr(self, "_shot", False):
+            self._shot = True
+            QTimer.singleShot(300, lambda: self.guard(self.screenshot, "docker_installing.png"))
+
+    def on_engine_failed(self, short, details):
+        self.result["engine"]["failed"] = {"short": short, "details": details[-3000:]}
+        self.log(f"engine failed: {short}")
+        self.finish(False)
+
+    def on_engine_started(self, address, text):
+        self.result["engine"]["started"] = {"address": address, "text": text,
+                                            "seconds": round(time.time() - self.t_install, 1)}
+        self.log(f"engine started: {text}")
+
+    def on_connection(self, ok, text):
+        if self.phase != "install" or not ok:
+            return
+        d = self.docker
+        self.phase = "train"
+        self.result["engine"]["connected"] = {"text": text, "widgets": self.engine_widgets(),
+                                              "address_field": d.address.text()}
+        d.preset.setCurrentIndex(d.preset.findData(self.cfg["preset"]))
+        d.steps.setValue(self.cfg["steps"])
+        d.method.setCurrentIndex(d.method.findData("gan+patch"))
+        self.on_finished(self.after_train)
+        self.t_train = time.time()
+        # from the event loop: not inside the controller's connect signal
+        QTimer.singleShot(0, lambda: self.guard(self.press_train))
+
+    def press_train(self):
+        if not self.docker.start("train"):
+            raise RuntimeError("Train did not start: " + self.docker.error.text())
+        self.log("pressed Train")
+
+    def after_train(self, ok):
+        d = self.docker
+        self.result["train"] = {"ok": ok, "seconds": round(time.time() - self.t_train, 2),
+                                "message": d.error.text(), "details": d.details.toPlainText()[-2000:]}
+        self.log(f"Train finished ok={ok}")
+        if ok:
+            self.save_layer("Target 1 → analogy", "result_train.png")
+        self.result["engine"]["after_train"] = self.engine_widgets()
+        self.screenshot("docker_engine.png")
+        self.finish(ok)
+
+
 class DriverExtension(Extension):
     def __init__(self, parent):
         super().__init__(parent)
@@ -411,7 +501,7 @@ class DriverExtension(Extension):
             return
         with open(path) as f:
             cfg = json.load(f)
-        self.driver = Driver(cfg)
+        self.driver = InstallDriver(cfg) if cfg.get("scenario") == "install" else Driver(cfg)
         QTimer.singleShot(int(cfg.get("start_delay_ms", 1500)), lambda: self.driver.guard(self.driver.start))
         QTimer.singleShot(int(cfg["timeout_s"] * 1000), lambda: self.driver.guard(self.timeout))
 
