@@ -10,6 +10,7 @@ daemon is left running. Skipped where Krita, Xvfb or a usable Python is not inst
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,14 @@ def test_the_docker_installs_starts_and_stops_the_engine(krita_available, tmp_pa
     config = {k: str(v) for k, v in files.items()}
     config.update(scenario="install", address=address, preset="tiny", steps=4, timeout_s=840)
     work = tmp_path / "krita"
-    result, krita_log = run_krita.run(config, work, timeout=900)
+    try:
+        result, krita_log = run_krita.run(config, work, timeout=900)
+        check(result, krita_log, work, files, address)
+    finally:  # the environment holds torch (about 6 GB): not left in pytest's kept temp folders
+        shutil.rmtree(work / "userdata" / "engine" / "venv", ignore_errors=True)
+
+
+def check(result, krita_log, work, files, address):
     userdata = work / "userdata"  # SEMANTIC_ANALOGY_KRITA_HOME, fresh: nothing installed before
     engine = userdata / "engine"
     logs = ""

@@ -410,6 +410,8 @@ def engine_action(action: str, addr: str, on_step: Callable[[float, str], None],
             state = installer.state().text
             return f"{state}; running at {running}" if running else f"{state}; not running"
         if action in (ENGINE_INSTALL, ENGINE_UPDATE):
+            if action == ENGINE_UPDATE:
+                process.stop()  # pip must not replace files under a running engine
             if wheel is None:
                 raise PluginError(f"The plug-in carries no engine package in {wheel_dir}: reinstall it with "
                                   "python plugin_gimp/install.py.")

@@ -389,8 +389,9 @@ def run_engine(procedure, run_mode, image, drawables, config, data):
         _, problem = load_protocol()
         if problem:
             return error_values(procedure, problem)
+        keep = config.get_property("keep-running")
         message = logic.engine_action(config.get_property("action"), config.get_property("address"), show_step,
-                                      parent_pid=os.getppid())
+                                      parent_pid=None if keep else os.getppid())
     except logic.PluginError as exc:
         return error_values(procedure, str(exc))
     except Exception as exc:
@@ -510,6 +511,9 @@ class SemanticAnalogy(Gimp.PlugIn):
         procedure.add_string_argument(
             "address", "Engine _address", "Where the local engine listens (this computer only)",
             logic.default_address(os.environ), rw
+        )
+        procedure.add_boolean_argument(
+            "keep-running", "_Keep it running after GIMP quits", "An engine started now outlives GIMP", False, rw
         )
         procedure.add_string_return_value("message", "Message", "What was done", "", rw)
         return procedure

@@ -169,6 +169,9 @@ class LocalEngine(QObject):
         self._events.put(("progress", round(100 * step.fraction), step.text))
 
     def _install_then_start(self, update: bool, then_start: bool) -> None:
+        if update and (self.process.started_here or self.process.lock_holder()):
+            self._events.put(("progress", 0, "Stopping the engine to update it"))
+            self.process.stop()  # pip must not replace files under a running engine
         self.installer.install(update=update)
         if then_start:
             self._events.put(("progress", 100, "Installed; starting the engine"))
