@@ -10,7 +10,6 @@ installs the real engine wheel without its dependencies, so each case takes seco
 import os
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -23,23 +22,10 @@ from semantic_analogy.plugin_core import engine_install as EI
 from semantic_analogy.plugin_core import engine_launch as EL
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import engine_wheel  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))
+from local_engine_fixtures import LIGHT_CHECK, make_installed, shell_script, wheel_dir  # noqa: E402,F401
 
-LIGHT_CHECK = "import semantic_analogy; print(semantic_analogy.__version__)"
-
-
-@pytest.fixture(scope="module")
-def wheel_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wheel")
-    engine_wheel.build(folder)
-    return folder
-
-
-def script(path: Path, body: str) -> str:
-    path.write_text("#!/bin/sh\n" + body + "\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
+script = shell_script
 
 
 # --------------------------------------------------------------------------- finding Python
@@ -163,9 +149,7 @@ def test_a_newer_plugin_offers_an_update_and_a_cancelled_install_can_be_finished
 def engine_home(tmp_path):
     """An engine folder whose environment's python is the project's (a launcher script)."""
     home = EI.EngineHome(tmp_path / "engine")
-    home.python.parent.mkdir(parents=True)
-    script(home.python, f'exec "{sys.executable}" "$@"')
-    home.write_state(status="complete", version="0.1.0")
+    make_installed(home)
     return home
 
 

@@ -9,7 +9,6 @@ runs in the real-Krita end-to-end test.
 """
 
 import socket
-import stat
 import sys
 from pathlib import Path
 
@@ -18,21 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin_krita"))
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import engine_wheel  # noqa: E402
 import fake_krita  # noqa: E402
+from local_engine_fixtures import LIGHT_CHECK, make_installed, wheel_dir  # noqa: E402,F401
 from semantic_analogy.plugin_core import engine_install as EI  # noqa: E402
 from semantic_analogy.plugin_core import engine_launch as EL  # noqa: E402
-
-LIGHT_CHECK = "import semantic_analogy; print(semantic_analogy.__version__)"
-
-
-@pytest.fixture(scope="module")
-def wheel_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wheel")
-    engine_wheel.build(folder)
-    return folder
 
 
 @pytest.fixture
@@ -61,14 +50,6 @@ def pump(engine, rounds=400):
         if not engine._timer.active:
             return
     raise AssertionError("the local engine's action did not end")
-
-
-def launcher(home: EI.EngineHome) -> None:
-    """A complete environment whose python is the project's (as after a real install)."""
-    home.python.parent.mkdir(parents=True, exist_ok=True)
-    home.python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    home.python.chmod(home.python.stat().st_mode | stat.S_IXUSR)
-    home.write_state(status="complete", version="0.1.0", wheel_size=-2)
 
 
 def test_no_python_found(LE, wheel_dir, tmp_path, monkeypatch):
@@ -134,7 +115,7 @@ def test_pip_failing_half_way_then_retry_and_remove(LE, wheel_dir, tmp_path):
 
 def test_port_taken_by_a_foreign_program(LE, wheel_dir, tmp_path):
     engine = LE.LocalEngine(tmp_path / "data", wheel_dir)
-    launcher(engine.home)
+    make_installed(engine.home)
     rec = Recorder(engine)
     with socket.socket() as foreign:
         foreign.bind(("127.0.0.1", 0))
@@ -150,7 +131,7 @@ def test_port_taken_by_a_foreign_program(LE, wheel_dir, tmp_path):
 def test_an_existing_daemon_is_reused_and_krita_quitting_stops_only_its_own(LE, wheel_dir, tmp_path):
     # An engine left running by an earlier Krita session ("keep it running").
     engine = LE.LocalEngine(tmp_path / "data", wheel_dir, keep_running=True)
-    launcher(engine.home)
+    make_installed(engine.home)
     earlier = EL.EngineProcess(engine.home)
     first = earlier.start(f"127.0.0.1:{EL.free_port()}", device="cpu")
     try:
