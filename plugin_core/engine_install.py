@@ -404,7 +404,7 @@ class Installer:
             if not self.home.venv.exists():  # failed before anything was made (no Python): nothing to repair
                 self.home.state_file.unlink(missing_ok=True)
             elif st.get("status") != "complete":
-                self.home.write_state(**{**st, "status": "failed", "error": _first_line(str(e))})
+                self.home.write_state(**{**st, "status": "failed", "error": first_line(str(e))})
             raise
 
     def remove(self) -> None:
@@ -523,6 +523,7 @@ class Installer:
                   f"(plug-in's engine {self.wheel.version if self.wheel else 'none'})")
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first line of a message (for a status line or a short error)."""
     return text.strip().splitlines()[0] if text.strip() else ""
 

@@ -252,9 +252,3 @@ class EngineProcess:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-
-def parent_pid_for(editor: str) -> int:
-    """The PID the engine should live no longer than: Krita runs plug-ins in its own
-    process; GIMP runs each plug-in call in a child process of GIMP."""
-    return os.getppid() if editor == "gimp" else os.getpid()
-

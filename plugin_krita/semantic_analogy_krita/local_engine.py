@@ -157,7 +157,7 @@ class LocalEngine(QObject):
         try:
             fn()
         except core.UserError as e:
-            self._events.put(("failed", _first(str(e)), f"{e}\n\n{self.log_text()}"))
+            self._events.put(("failed", EI.first_line(str(e)), f"{e}\n\n{self.log_text()}"))
         except Exception as e:  # never let a worker's surprise vanish: say it, with the logs
             log.exception("local engine action failed")
             self._events.put(("failed", f"The local engine action failed unexpectedly: {e}",
@@ -214,6 +214,3 @@ class LocalEngine(QObject):
         state, text = self.describe()
         self.stateChanged.emit(state, text)
 
-
-def _first(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
