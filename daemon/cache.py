@@ -264,7 +264,13 @@ class DiskCache:
                 (tmp / f"{i}.rgba").write_bytes(data)
                 files.append(f"{i}.rgba")
             _write_json(tmp / RESULT_META, {**meta, "job_id": job_id, "files": files, "created": time.time()})
-            os.rename(tmp, self.root / RESULTS / job_id)
+            try:
+                os.rename(tmp, self.root / RESULTS / job_id)
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                # Stored already: a job re-run after its node was lost just before it returned.
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def result_meta(self, job_id: str) -> dict | None:
         try:

@@ -48,6 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             preview_interval_s=args.preview_interval,
             instant_preview_px=args.instant_preview_size,
             cpu_threads=args.threads,
+            backend=args.backend,
+            ray_address=args.ray_address or os.environ.get("RAY_ADDRESS") or "auto",
+            cpus_per_job=args.cpus_per_job,
+            job_retries=args.job_retries,
         )
         daemon = Daemon(config)
         daemon.start()
@@ -186,6 +190,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         f"(default {DaemonConfig.instant_preview_px}; 0: none)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for training (default: one per core; fewer on a busy shared machine)")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local: run jobs on this machine's device, one at a time (default); ray: hand them to "
+                        "the worker nodes of a Ray cluster (pip install 'semantic-analogy[cluster]')")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --backend ray: the cluster's head HOST:PORT, auto (the cluster this machine "
+                        "joined with `ray start`; the default, or $RAY_ADDRESS) or local (start a "
+                        "one-machine cluster here)")
+    p.add_argument("--cpus-per-job", type=float, default=DaemonConfig.cpus_per_job, metavar="N",
+                   help="with --backend ray: CPUs a job asks for (it also gets a GPU where the cluster has them)")
+    p.add_argument("--job-retries", type=int, default=DaemonConfig.job_retries, metavar="N",
+                   help="with --backend ray: how often a job whose node died runs again elsewhere, "
+                        f"resuming from its checkpoint (default {DaemonConfig.job_retries})")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--parent-pid", type=int, metavar="PID",
                    help="stop when process PID ends (an editor that started this daemon passes its own)")

@@ -12,6 +12,7 @@ from ..protocol.security import is_loopback
 from ..protocol.wire import MAX_HEADER_BYTES
 
 DEFAULT_BIND = DEFAULT_ADDRESS
+BACKENDS = ("local", "ray")
 
 
 class ConfigError(Exception):
@@ -71,8 +72,20 @@ class DaemonConfig:
     # torch's CPU threads (None: torch's default, one per core). On a machine shared with
     # other work, fewer threads avoid oversubscription, which slows CPU training many times.
     cpu_threads: int | None = None
+    backend: str = "local"  # local: this machine's device; ray: the workers of a Ray cluster
+    # Where the Ray cluster is: auto (the one this machine's `ray start` joined, or
+    # $RAY_ADDRESS), HOST:PORT of its head, or local (a one-machine cluster started here).
+    ray_address: str = "auto"
+    cpus_per_job: float = 1.0  # Ray resources one job asks for; a GPU too where the cluster has them
+    job_retries: int = 3  # Ray re-runs a job whose node died this often (from its checkpoint)
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; use {' or '.join(BACKENDS)}")
+        if not self.cpus_per_job > 0:
+            raise ConfigError(f"--cpus-per-job must be positive, got {self.cpus_per_job}")
+        if self.job_retries < 0:
+            raise ConfigError(f"--job-retries cannot be negative, got {self.job_retries}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
         if self.cache_limit_bytes < 1:

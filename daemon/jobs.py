@@ -1,7 +1,9 @@
 """Jobs and their queue: state, order, positions, subscribers (pure bookkeeping, no I/O).
 
 The main thread owns every state change except queued -> running, which the worker
-makes in take_next(); both go through the table's lock.
+(or the Ray backend's dispatcher) makes in take_next(); both go through the table's lock.
+The local backend runs one job at a time in arrival order; the Ray backend runs as many
+as its cluster has slots for, and picks quick jobs first (``prefer``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..protocol.schema import OMITTED_METHOD
 
@@ -48,6 +50,9 @@ class Job:
     last_progress: tuple[int, dict] | None = None  # (seq, data) of the latest progress event
     terminal: tuple[int, str, dict] | None = None  # (seq, kind, data) of the last event
     model_key: str | None = None
+    photo: str = ""  # fingerprint of the photo's pixels: a newer job for it may supersede this one
+    node: str = ""  # where it runs (the Ray backend's node id); "" for the local worker
+    quick: bool | None = None  # the Ray backend's guess: no training needed (None: not yet known)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_code: str | None = None  # why it is being cancelled: CANCELLED, CLIENT_SILENT, SHUTDOWN
 
@@ -77,13 +82,24 @@ def new_job_id() -> str:
 class JobTable:
     """All jobs the daemon knows in memory, and the FIFO queue of those waiting."""
 
-    def __init__(self, max_queue: int, max_remembered: int = 1000) -> None:
+    def __init__(self, max_queue: int, max_remembered: int = 1000, max_running: int = 1) -> None:
         self.max_queue = max_queue
         self.max_remembered = max_remembered
+        self.max_running = max_running  # the Ray backend raises it to its cluster's slots
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: deque[str] = deque()
-        self.running: Job | None = None
+        self._running: OrderedDict[str, Job] = OrderedDict()
         self._cond = threading.Condition()
+
+    @property
+    def running(self) -> Job | None:
+        """The job that started first among those running (the only one, locally)."""
+        with self._cond:
+            return next(iter(self._running.values()), None)
+
+    def running_jobs(self) -> list[Job]:
+        with self._cond:
+            return list(self._running.values())
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -122,24 +138,44 @@ class JobTable:
     def active(self) -> list[Job]:
         """Queued and running jobs."""
         with self._cond:
-            jobs = [self._jobs[j] for j in self._queue]
-            return jobs + ([self.running] if self.running is not None else [])
+            return [self._jobs[j] for j in self._queue] + list(self._running.values())
 
-    def take_next(self, timeout: float) -> Job | None:
-        """Worker side: wait up to ``timeout`` s for the next queued job and mark it running."""
+    def take_next(self, timeout: float, prefer: Callable[[Job], bool] | None = None,
+                  allow: Callable[[Job], bool] | None = None) -> Job | None:
+        """Worker side: wait up to ``timeout`` s for a queued job and a free slot, and mark the
+        job running: among the queued jobs that ``allow`` lets start, the first for which
+        ``prefer`` is true, else the first in line."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            # One job at a time: the next starts once the main thread has finished the last.
-            while not self._queue or self.running is not None:
+            while True:  # a slot frees once the main thread has finished a running job
+                ready = [] if len(self._running) >= self.max_running else [
+                    j for j in self._queue if allow is None or allow(self._jobs[j])]
+                if ready:
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 self._cond.wait(left)
-            job = self._jobs[self._queue.popleft()]
+            chosen = ready[0]
+            if prefer is not None:
+                chosen = next((j for j in ready if prefer(self._jobs[j])), chosen)
+            self._queue.remove(chosen)
+            job = self._jobs[chosen]
             job.state = RUNNING
             job.started = time.time()
-            self.running = job
+            self._running[job.id] = job
             return job
+
+    def set_max_running(self, n: int) -> None:
+        with self._cond:
+            self.max_running = n
+            self._cond.notify_all()
+
+    def superseded_by(self, job: Job) -> list[Job]:
+        """Queued jobs that ``job`` makes pointless: the same client's older ones for the same photo."""
+        with self._cond:
+            return [self._jobs[j] for j in self._queue if j != job.id and job.photo
+                    and self._jobs[j].client == job.client and self._jobs[j].photo == job.photo]
 
     def wake(self) -> None:
         with self._cond:
@@ -159,8 +195,7 @@ class JobTable:
             job.state = state
             job.finished = time.time()
             job.release_pixels()
-            if self.running is job:
-                self.running = None
+            self._running.pop(job.id, None)
             self._prune()
             self._cond.notify_all()
 

@@ -1,20 +1,24 @@
-"""The daemon: a ZeroMQ ROUTER socket serving many clients, one worker owning the device.
+"""The daemon: a ZeroMQ ROUTER socket serving many clients, and a backend running the jobs.
 
 The main thread does all socket I/O: it decodes requests, answers them, keeps the job
-table, and sends the events the worker reports (through a queue and a wake-up pipe,
-since ZeroMQ sockets must stay in one thread). See protocol/SPEC.md for the messages.
+table, and sends the events the backend reports (through a queue and a wake-up pipe,
+since ZeroMQ sockets must stay in one thread). The backend is the local worker thread
+owning this machine's device (daemon/worker.py), or a dispatcher handing jobs to a Ray
+cluster (daemon/ray_backend.py). See protocol/SPEC.md for the messages.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import zmq
 
 from .. import __version__
@@ -26,7 +30,8 @@ from .config import ConfigError, DaemonConfig
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobTable, QueueFull, new_job_id
 from .redact import without_paths
 from .validation import check_id, parse_submit
-from .worker import CANCEL_MESSAGES, Worker, parse_settings, resolve_device
+from .execute import CANCEL_MESSAGES
+from .worker import Worker, parse_settings, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +90,8 @@ class Daemon:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self.worker: Worker | None = None
+        self.worker: Any = None  # the backend: a Worker, or a RayBackend
+        self._ray: Any = None  # the RayBackend, connected before the socket is bound
         self._started_at = time.monotonic()
         self._bad_log = _Throttled()
         self._handlers: dict[str, Callable[[bytes, Message], None]] = {
@@ -112,16 +118,25 @@ class Daemon:
         try:
             self._start()
         except BaseException:
+            if self._ray is not None:
+                self._ray.close()
             self.cache.release_daemon_lock()
             raise
 
     def _start(self) -> None:
         from ..engine.errors import EngineError
 
-        try:
-            self.device = resolve_device(self.config.device)
-        except EngineError as e:
-            raise ConfigError(str(e)) from None
+        if self.config.backend == "ray":
+            from .ray_backend import RayBackend
+
+            # Before the socket: no client must reach a daemon that has no cluster behind it.
+            self._ray = RayBackend(self.table, self.cache, self._emit, self.config)
+            self.device = self._ray.connect()
+        else:
+            try:
+                self.device = resolve_device(self.config.device)
+            except EngineError as e:
+                raise ConfigError(str(e)) from None
         for p in self.cache.recover():
             log.info("cache: removed %s, left over by an interrupted daemon", p)
         self._ctx = zmq.Context()
@@ -157,7 +172,7 @@ class Daemon:
                 os.chmod(self.endpoint[len("ipc://"):], 0o600)
             except OSError:
                 pass
-        self.worker = Worker(
+        self.worker = self._ray or Worker(
             self.table, self.cache, self._emit, device=self.config.device,
             progress_interval=self.config.progress_interval_s,
             preview_interval=self.config.preview_interval_s,
@@ -190,8 +205,7 @@ class Daemon:
         log.info("shutting down")
         for job in self.table.queued():
             self._cancel(job, "SHUTDOWN")
-        running = self.table.running
-        if running is not None:
+        for running in self.table.running_jobs():
             running.request_cancel("SHUTDOWN")
         if self.worker is not None:
             self.worker.stop_event.set()
@@ -204,6 +218,7 @@ class Daemon:
             if self.worker.is_alive():
                 log.warning("the running job did not stop within %.0f s; exiting without it",
                             self.config.shutdown_timeout_s)
+            self.worker.close()
         if self._router is not None:
             self._router.close(linger=1000)
             self._router = None
@@ -379,14 +394,16 @@ class Daemon:
 
     def _on_status(self, identity: bytes, msg: Message) -> None:
         running = self.table.running
+
+        def shown(job: Job) -> str:  # job ids grant access to results: only its followers see all of it
+            return job.id if identity in job.subscribers else job.id[:8]
+
         self._reply(identity, msg, "status_reply", {
             "protocol_version": PROTOCOL_VERSION,
             "engine_version": __version__,
             "device": self.device,
             "queue_length": len(self.table.queued()),
-            # Job ids grant access to results: only those following the job see all of it.
-            "running_job": None if running is None else (
-                running.id if identity in running.subscribers else running.id[:8]),
+            "running_job": None if running is None else shown(running),
             "running_progress": dict(running.last_progress[1]) if running and running.last_progress else None,
             "jobs": self.table.counts(),
             "models_cached": self.cache.count_models(),
@@ -394,6 +411,10 @@ class Daemon:
             "cache_limit_bytes": self.cache.limit_bytes,
             "uptime_s": round(time.monotonic() - self._started_at, 3),
             "limits": self.limits.as_dict(),
+            "backend": self.config.backend,
+            "running_jobs": [{"job_id": shown(j), "node": j.node,
+                              "progress": dict(j.last_progress[1]) if j.last_progress else None}
+                             for j in self.table.running_jobs()],
         })
 
     def _on_submit(self, identity: bytes, msg: Message) -> None:
@@ -403,8 +424,10 @@ class Daemon:
             id=new_job_id(), width=req.width, height=req.height, settings=settings,
             settings_dict=req.settings, target_names=req.target_names,
             image=req.image, labels=req.labels, targets=req.targets,
-            cancel_if_silent=req.cancel_if_silent, method=req.method, client=identity.hex()[:8],
+            cancel_if_silent=req.cancel_if_silent, method=req.method, client=identity.hex(),
         )
+        if self._ray is not None:  # a painter's newer job for a photo supersedes their queued older one
+            job.photo = hashlib.blake2b(memoryview(np.ascontiguousarray(req.image)), digest_size=16).hexdigest()
         job.subscribers.add(identity)
         try:
             position = self.table.add(job)
@@ -413,6 +436,9 @@ class Daemon:
         self._reply(identity, msg, "submitted", {"job_id": job.id, "position": position})
         self._send_event(job, "queued", {"position": position})
         log.info("job %s queued at position %d: %s", job.id[:8], position, job.describe())
+        for older in self.table.superseded_by(job) if job.photo else []:
+            log.info("job %s superseded by job %s (same client, same photo)", older.id[:8], job.id[:8])
+            self._cancel(older, "SUPERSEDED")
 
     def _find(self, job_id: str) -> Job:
         check_id(job_id, "job id", "job_id")

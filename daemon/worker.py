@@ -1,8 +1,8 @@
-"""The only part of the daemon that touches the engine (and torch).
+"""The local backend, and the job settings every backend accepts.
 
-One Worker thread owns the device: it takes queued jobs in order, trains (or loads a
-cached model), applies the targets with the job's method, stores the result, and
-reports everything as plain tuples through ``emit`` for the main thread to send:
+One Worker thread owns the device: it takes queued jobs in order, runs each through
+``execute`` (daemon/execute.py: the engine, and torch), and reports everything as plain
+tuples through ``emit`` for the main thread to send:
 
     ("started", job)
     ("preview", job, data: dict, image: RGBAImage)              # the instant preview
@@ -16,22 +16,16 @@ worker gives it the daemon's cache as its model store and relays what it reports
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import threading
-import time
 import typing
-from collections import OrderedDict
 from typing import Any, Callable
 
-import numpy as np
-
 from ..protocol.errors import ProtocolError
-from .redact import without_paths
 from .cache import DiskCache
-from .jobs import CANCELLED, DONE, FAILED, Job, JobTable
-from .validation import to_rgba_image
+from .execute import JobSpec, ModelMemory, execute
+from .jobs import Job, JobTable
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +47,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "preview_every": (0, 1_000_000),
     "checkpoint_every": (1, 10_000_000),
 }
-
-CANCEL_MESSAGES = {
-    "CANCELLED": "the job was cancelled",
-    "CLIENT_SILENT": "the job was cancelled because its client stopped sending heartbeats "
-                     "(the plug-in was closed or killed)",
-    "SHUTDOWN": "the daemon was stopped before the job finished; submit it again "
-                "(an interrupted training resumes from its checkpoint)",
-}
-
 
 def _bad(message: str) -> ProtocolError:
     return ProtocolError("BAD_SETTINGS", message, field="settings")
@@ -134,65 +119,9 @@ def resolve_device(name: str) -> str:
     return str(engine_resolve(name))
 
 
-MAX_WARNINGS = 10  # per job: a misbehaving engine must not flood the wire
-
-
-class _JobWarnings(logging.Handler):
-    """The engine's warnings while it works on one job, for the job's events (SPEC.md 1.2,
-    `warnings`): a label gap it filled, missing VGG19 weights. Only records from the worker
-    thread count, so another thread's logging never lands in this job."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.thread = threading.get_ident()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread or len(self.messages) >= MAX_WARNINGS:
-            return
-        try:
-            # A remote client must not learn the daemon's paths (the log keeps them).
-            text = without_paths(record.getMessage()).strip()
-        except Exception:  # a bad format string must not break the job
-            return
-        if text and text not in self.messages:
-            self.messages.append(text[:500])
-
-
-class _Reporter:
-    """The engine's progress callback: throttles progress and preview events for the wire."""
-
-    def __init__(self, job: Job, emit: Callable[[tuple], None], progress_interval: float, preview_interval: float,
-                 warnings: _JobWarnings | None = None):
-        self.job, self.emit = job, emit
-        self.progress_interval, self.preview_interval = progress_interval, preview_interval
-        self.last_progress = self.last_preview = -math.inf
-        self.warnings = warnings
-
-    def __call__(self, p: Any) -> None:
-        now = time.monotonic()
-        preview = None
-        if p.preview is not None and now - self.last_preview >= self.preview_interval:
-            preview = to_rgba_image(p.preview)
-            self.last_preview = now
-        throttled = p.stage == "train" and p.step < p.total  # one apply event per target always goes
-        if preview is None and throttled and now - self.last_progress < self.progress_interval:
-            return
-        self.last_progress = now
-        data = {
-            "stage": p.stage,
-            "step": int(p.step),
-            "total": int(p.total),
-            "eta_s": round(float(p.eta_s), 3),
-            "elapsed_s": round(float(p.elapsed_s), 3),
-            "losses": {str(k): round(float(v), 5) for k, v in p.losses.items()},
-        }
-        if self.warnings is not None and self.warnings.messages:
-            data["warnings"] = list(self.warnings.messages)  # all so far: a client that missed one still sees it
-        self.emit(("progress", self.job, data, preview))
-
-
 class Worker(threading.Thread):
+    """The local backend: one thread owning this machine's device, one job at a time."""
+
     def __init__(
         self,
         table: JobTable,
@@ -209,40 +138,16 @@ class Worker(threading.Thread):
         super().__init__(name="semantic-analogy-worker", daemon=True)
         self.table, self.cache, self.emit, self.device = table, cache, emit, device
         self.progress_interval, self.preview_interval = progress_interval, preview_interval
-        self.models_in_memory = models_in_memory
+        self.models = ModelMemory(models_in_memory)
         self.cpu_threads = cpu_threads
         self.instant_preview_px = instant_preview_px
         self.stop_event = threading.Event()
-        self._models: OrderedDict[str, Any] = OrderedDict()
-        self._models_lock = threading.Lock()
-
-    # --- models kept in memory -------------------------------------------------------
 
     def forget_model(self, key: str) -> None:
-        with self._models_lock:
-            self._models.pop(key, None)
+        self.models.forget(key)
 
-    def _remember(self, key: str, model: Any) -> None:
-        with self._models_lock:
-            self._models[key] = model
-            self._models.move_to_end(key)
-            while len(self._models) > self.models_in_memory:
-                self._models.popitem(last=False)
-
-    def _cached_model(self, api: Any, key: str) -> Any:
-        with self._models_lock:
-            model = self._models.get(key)
-        with self.cache.lock:
-            path = self.cache.model_path(key)
-            if model is None and path is not None:
-                model = api.load_model(path, device=self.device)
-            if path is not None:
-                self.cache.touch_model(key)
-        if model is not None:
-            self._remember(key, model)
-        return model
-
-    # --- the loop ---------------------------------------------------------------------
+    def close(self) -> None:
+        pass  # nothing outside this process to let go of
 
     def run(self) -> None:
         if self.cpu_threads is not None:
@@ -255,107 +160,30 @@ class Worker(threading.Thread):
                 self._run(job)
 
     def _run(self, job: Job) -> None:
-        from ..engine import api  # torch: imported in this thread, once, when work arrives
-
         self.emit(("started", job))
 
         def should_stop() -> bool:
             return job.cancel_event.is_set() or self.stop_event.is_set()
 
-        warnings = _JobWarnings()
-        engine_log = logging.getLogger(api.__name__.rpartition(".")[0])  # the engine's package logger
-        engine_log.addHandler(warnings)
-        reporter = _Reporter(job, self.emit, self.progress_interval, self.preview_interval, warnings)
+        def cancel_code() -> str:
+            return job.cancel_code or ("SHUTDOWN" if self.stop_event.is_set() else "CANCELLED")
 
-        def preview(image: np.ndarray, kind: str) -> None:
-            # The instant result (SPEC.md): before training (kind patch) or before a cached
-            # model's patch pass (kind gan); training previews then keep their interval.
-            stage, total = ("train", job.settings.total_steps) if kind == "patch" else ("apply", len(job.targets))
-            data = {"stage": stage, "step": 0, "total": int(total), "kind": kind, "instant": True, "target": 0}
-            self.emit(("preview", job, data, to_rgba_image(image)))
-            reporter.last_preview = time.monotonic()
+        def on_model_key(key: str) -> None:
+            job.model_key = key
 
-        done = None
         try:
-            if should_stop():
-                raise api.Cancelled("stopped before it started")
-            done = api.make_analogy(
-                job.image, job.labels, job.targets, job.settings, job.method,
-                store=_CacheStore(self, job, api), progress=reporter, should_stop=should_stop,
-                preview=preview, preview_px=self.instant_preview_px,
-            )
-            images = [to_rgba_image(r) for r in done.results]
-            data = {"target_names": list(job.target_names), "model_key": done.model_key, "cached": done.cached,
-                    "method": done.method}
-            if warnings.messages:
-                data["warnings"] = list(warnings.messages)
-            self.cache.store_result(job.id, {**data, "width": job.width, "height": job.height},
-                                    [im.data for im in images])
-            self.emit(("finished", job, DONE, "result", data, images))
-        except api.Cancelled as e:
-            code = job.cancel_code or ("SHUTDOWN" if self.stop_event.is_set() else "CANCELLED")
-            self.emit(("finished", job, CANCELLED, "cancelled",
-                       {"code": code, "message": f"{CANCEL_MESSAGES[code]} ({e})"}, []))
-        except api.LabelError as e:
-            self.emit(("finished", job, FAILED, "error", {"code": "BAD_LABELS", "message": str(e)}, []))
-        except (api.EngineError, FloatingPointError) as e:
-            self.emit(("finished", job, FAILED, "error", {"code": "ENGINE_ERROR", "message": str(e)}, []))
-        except MemoryError as e:
-            self.emit(("finished", job, FAILED, "error", {"code": "OUT_OF_MEMORY", "message": _oom(e)}, []))
-        except Exception as e:
-            if type(e).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA)
-                self.emit(("finished", job, FAILED, "error", {"code": "OUT_OF_MEMORY", "message": _oom(e)}, []))
-            else:
-                log.exception("job %s: internal error", job.id[:8])
-                self.emit(("finished", job, FAILED, "error", {
-                    "code": "INTERNAL",
-                    "message": f"internal error in the daemon ({type(e).__name__}: {e}); the daemon log has details",
-                }, []))
+            outcome = execute(JobSpec.of(job), self.cache, self.models,
+                              lambda kind, *payload: self.emit((kind, job, *payload)), should_stop, cancel_code,
+                              progress_interval=self.progress_interval, preview_interval=self.preview_interval,
+                              instant_preview_px=self.instant_preview_px, on_model_key=on_model_key)
+            self.emit(("finished", job, *outcome))
         finally:
-            engine_log.removeHandler(warnings)
-            done = None
-            self._free_memory()
             self._enforce_cache_limit(job)
-
-    def _free_memory(self) -> None:
-        gc.collect()  # the trainer's graph and optimiser state go now, not at some later collection
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:  # freeing memory must never fail a job
-            log.debug("could not empty the CUDA cache", exc_info=True)
 
     def _enforce_cache_limit(self, job: Job) -> None:
         try:
-            protected = {("result", job.id)}
-            for e in self.cache.enforce_limit(protected):
+            for e in self.cache.enforce_limit({("result", job.id)}):
                 if e.kind == "model":
                     self.forget_model(e.name)
         except OSError:
             log.exception("could not trim the cache")
-
-
-class _CacheStore:
-    """The engine's ModelStore on the daemon's disk cache, with the worker's models kept in memory."""
-
-    def __init__(self, worker: "Worker", job: Job, api: Any) -> None:
-        self.worker, self.job, self.api = worker, job, api
-
-    def load(self, key: str, device: str) -> Any:
-        self.job.model_key = key  # `status` shows it from now on
-        return self.worker._cached_model(self.api, key)
-
-    def workdir(self, key: str) -> Any:
-        return self.worker.cache.work_path(key)
-
-    def commit(self, key: str, model: Any) -> None:
-        job = self.job
-        self.worker.cache.commit_model(key, {"width": job.width, "height": job.height,
-                                             "settings": job.settings.to_dict()})
-        self.worker._remember(key, model)
-
-
-def _oom(e: BaseException) -> str:
-    return f"the device ran out of memory ({str(e)[:200]}); use a smaller --size or the preview preset"

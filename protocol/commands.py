@@ -391,18 +391,23 @@ def _fmt_duration(s: float) -> str:
 
 def format_status(address: str, st: dict) -> str:
     """The human-readable status (pure, tested)."""
-    if st["running_job"]:
-        p = st.get("running_progress")
-        detail = f" ({p['stage']} step {p['step']}/{p['total']}, ETA {_fmt_duration(p['eta_s'])})" if p else ""
-        running = f"{st['running_job']}{detail}"
+    def progress(p: dict | None) -> str:
+        return f" ({p['stage']} step {p['step']}/{p['total']}, ETA {_fmt_duration(p['eta_s'])})" if p else ""
+
+    many = st.get("running_jobs")  # protocol 1.3: all of them, with their nodes
+    if many:
+        running = [f"{r['job_id']}{' on node ' + r['node'][:12] if r.get('node') else ''}{progress(r.get('progress'))}"
+                   for r in many]
+    elif st["running_job"]:
+        running = [f"{st['running_job']}{progress(st.get('running_progress'))}"]
     else:
-        running = "nothing"
+        running = ["nothing"]
     jobs = st["jobs"]
     lines = [
         ("daemon", address),
         ("device", st["device"]),
         ("version", f"engine {st['engine_version']}, protocol {st['protocol_version']}"),
-        ("running", running),
+        *[("running" if i == 0 else "", r) for i, r in enumerate(running)],
         ("queued", f"{st['queue_length']} job(s)"),
         ("finished", f"{jobs.get('done', 0)} done, {jobs.get('failed', 0)} failed, {jobs.get('cancelled', 0)} cancelled"),
         ("models", f"{st['models_cached']} cached; cache {_fmt_bytes(st['cache_bytes'])} of "

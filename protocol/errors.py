@@ -28,6 +28,7 @@ ERROR_CODES: dict[str, str] = {
     "CANCELLED": "the job was cancelled on request",
     "CLIENT_SILENT": "the job was cancelled because its client stopped sending heartbeats",
     "SHUTDOWN": "the daemon stopped before the job finished (training was checkpointed)",
+    "SUPERSEDED": "a queued job replaced by a newer one from the same client for the same photo",
     "INTERNAL": "a bug in the daemon; the daemon log has the details",
     # Raised by the client only, never sent on the wire.
     "UNAVAILABLE": "no daemon answered in time",
@@ -37,7 +38,7 @@ ERROR_CODES: dict[str, str] = {
 # Codes that end a job (as "error" or "cancelled" events) rather than reject a request.
 JOB_FAILURE_CODES = frozenset(
     {"BAD_SETTINGS", "BAD_LABELS", "ENGINE_ERROR", "OUT_OF_MEMORY", "CANCELLED", "CLIENT_SILENT",
-     "SHUTDOWN", "INTERNAL"}
+     "SHUTDOWN", "SUPERSEDED", "INTERNAL"}
 )
 CLIENT_ONLY_CODES = frozenset({"UNAVAILABLE", "TIMEOUT"})
 

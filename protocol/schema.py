@@ -118,6 +118,8 @@ MESSAGES: dict[str, MessageSpec] = {
                 _f("cache_limit_bytes", "int"),
                 _f("uptime_s", "number"),
                 _f("limits", "map<str,int>"),
+                _f("backend", "str", False),
+                _f("running_jobs", "list<map>", False),
             ),
         ),
         MessageSpec("submitted", "daemon", (_f("job_id", "str"), _f("position", "int"))),

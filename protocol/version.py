@@ -7,7 +7,7 @@ MAJOR is refused on both sides with a VERSION_MISMATCH error.
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = "1.2"  # 1.1: submit.method, instant previews; 1.2: warnings (SPEC.md, Versioning)
+PROTOCOL_VERSION = "1.3"  # 1.1: submit.method, instant previews; 1.2: warnings; 1.3: running_jobs, SUPERSEDED (SPEC.md, Versioning)
 
 
 def parse_version(text: object) -> tuple[int, int]:
