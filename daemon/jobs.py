@@ -50,7 +50,7 @@ class Job:
     last_progress: tuple[int, dict] | None = None  # (seq, data) of the latest progress event
     terminal: tuple[int, str, dict] | None = None  # (seq, kind, data) of the last event
     model_key: str | None = None
-    photo: str = ""  # fingerprint of the photo's pixels: a newer job for it may supersede this one
+    photo: str = ""  # the photo's pixels and the method, hashed: a newer such job may supersede this one
     node: str = ""  # where it runs (the Ray backend's node id); "" for the local worker
     quick: bool | None = None  # the Ray backend's guess: no training needed (None: not yet known)
     cancel_event: threading.Event = field(default_factory=threading.Event)

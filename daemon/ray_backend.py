@@ -92,6 +92,17 @@ class JobHub:
 _MODELS = ModelMemory(1)  # per worker process: Ray reuses processes, so a cache hit may find its model loaded
 
 
+def _log_to_node() -> None:
+    """The engine's log lines (resuming from a checkpoint, warnings) into this worker's log file
+    on its node (Ray's logs/worker-*.err); Ray leaves Python logging at warnings only."""
+    package = logging.getLogger(__name__.split(".")[0])
+    if not package.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+
+
 def run_job(spec: JobSpec, cache_root: str, cache_limit: int, hub: Any, options: dict) -> tuple:
     """The Ray task: one job on whichever node Ray chose; returns its outcome."""
     state: dict[str, Any] = {"code": None, "polled": time.monotonic()}
@@ -108,6 +119,7 @@ def run_job(spec: JobSpec, cache_root: str, cache_limit: int, hub: Any, options:
             state["polled"] = time.monotonic()
         return state["code"] is not None
 
+    _log_to_node()
     context = ray.get_runtime_context()
     report("started", {"node": context.get_node_id(), "host": socket.gethostname(), "pid": os.getpid()})
     import torch
@@ -210,7 +222,8 @@ class RayBackend(threading.Thread):
         kind = f"{self.gpus:g} GPUs" if self.gpus else "CPU only"
         log.info("Ray cluster: %d node(s), %s, %d job slot(s); cache %s (every node must see it at this path)",
                  len(nodes), kind, self.table.max_running, self.cache.root)
-        return f"ray ({len(nodes)} nodes, {kind}, {self.table.max_running} job slots)"
+        n, slots = len(nodes), self.table.max_running
+        return f"ray ({n} node{'s' * (n != 1)}, {kind}, {slots} job slot{'s' * (slots != 1)})"
 
     def close(self) -> None:
         if self._connected_here and ray is not None and ray.is_initialized():

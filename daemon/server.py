@@ -427,7 +427,8 @@ class Daemon:
             cancel_if_silent=req.cancel_if_silent, method=req.method, client=identity.hex(),
         )
         if self._ray is not None:  # a painter's newer job for a photo supersedes their queued older one
-            job.photo = hashlib.blake2b(memoryview(np.ascontiguousarray(req.image)), digest_size=16).hexdigest()
+            pixels = hashlib.blake2b(memoryview(np.ascontiguousarray(req.image)), digest_size=16).hexdigest()
+            job.photo = f"{pixels}:{job.method}"  # a patch look and a GAN training of one photo are two requests
         job.subscribers.add(identity)
         try:
             position = self.table.add(job)

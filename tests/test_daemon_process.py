@@ -291,3 +291,12 @@ def test_cli_ping_status_submit_models(tmp_path, capsys):
     assert "no engine daemon answered" in capsys.readouterr().err
     assert main(["submit", str(tmp_path / "nope.png"), labels, t1, "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_serve_backend_ray_without_ray_installed_says_how_to_install_it(tmp_path):
+    # As on a machine without Ray: its import fails.
+    code = ("import sys; sys.modules['ray'] = None; from semantic_analogy.cli import main; "
+            f"sys.exit(main(['serve', '--backend', 'ray', '--cache-dir', {str(tmp_path / 'cache')!r}]))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=ENV)
+    assert run.returncode == 2, run.stderr
+    assert "pip install 'semantic-analogy[cluster]'" in run.stderr and "every node" in run.stderr

@@ -312,6 +312,13 @@ def test_format_status():
     text = format_status("tcp://127.0.0.1:5555", st)
     assert "train step 5/600, ETA 2 min 05 s" in text
     assert "3 done, 1 failed, 0 cancelled" in text and "12.3 MB of 5.0 GB" in text and "1 h 02 min" in text
+    # Protocol 1.3, --backend ray: every running job, each with its node.
+    st = {**st, "running_jobs": [
+        {"job_id": "a" * 32, "node": "9f" * 28, "progress": {"stage": "train", "step": 7, "total": 40, "eta_s": 3}},
+        {"job_id": "b" * 8, "node": "3c" * 28, "progress": None}]}
+    lines = format_status("tcp://127.0.0.1:5555", st).splitlines()
+    assert lines[3] == f"running   {'a' * 32} on node {'9f' * 6} (train step 7/40, ETA 3 s)"
+    assert lines[4] == f"          {'b' * 8} on node {'3c' * 6}"
 
 
 def test_make_keys(tmp_path):
@@ -327,3 +334,29 @@ def test_make_keys(tmp_path):
         make_keys(d, ["krita"])
     with pytest.raises(ConfigError, match="letters, digits"):
         make_keys(d, ["../evil"])
+
+
+def test_take_next_prefers_quick_jobs_and_skips_those_not_allowed():
+    t = JobTable(max_queue=5, max_running=2)
+    train, quick, blocked = job(), job(), job()
+    for j in (blocked, train, quick):
+        t.add(j)
+    quick.quick = True
+    got = t.take_next(0, prefer=lambda j: bool(j.quick), allow=lambda j: j is not blocked)
+    assert got is quick, "a job needing no training goes first"
+    assert t.take_next(0, prefer=lambda j: bool(j.quick), allow=lambda j: j is not blocked) is train
+    assert t.take_next(0.05) is None, "two slots, both taken"
+    assert [j.id for j in t.running_jobs()] == [quick.id, train.id] and t.running is quick
+    t.finish(quick, DONE)
+    assert t.take_next(0, allow=lambda j: j is not blocked) is None, "only a job not allowed is left"
+    assert t.take_next(0) is blocked
+
+
+def test_a_newer_job_supersedes_the_same_clients_queued_job_for_the_same_photo():
+    t = JobTable(max_queue=5)
+    older, other_client, other_photo, newer = (job(client="a", photo="p:gan"), job(client="b", photo="p:gan"),
+                                               job(client="a", photo="q:gan"), job(client="a", photo="p:gan"))
+    for j in (older, other_client, other_photo, newer):
+        t.add(j)
+    assert t.superseded_by(newer) == [older]
+    assert t.superseded_by(job(client="a")) == [], "no photo fingerprint (the local backend): nothing superseded"
