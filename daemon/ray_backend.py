@@ -218,12 +218,13 @@ class RayBackend(threading.Thread):
             self.close()
             raise ConfigError(f"the Ray cluster cannot run this daemon's job hub: {e}") from None
         self._read_slots(force=True)
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        nodes = [n for n in ray.nodes() if n.get("Alive")  # those that can run jobs: not a CPU-less head
+                 and (n.get("Resources", {}).get("CPU", 0) or n.get("Resources", {}).get("GPU", 0))]
         kind = f"{self.gpus:g} GPUs" if self.gpus else "CPU only"
-        log.info("Ray cluster: %d node(s), %s, %d job slot(s); cache %s (every node must see it at this path)",
+        log.info("Ray cluster: %d worker node(s), %s, %d job slot(s); cache %s (every node must see it at this path)",
                  len(nodes), kind, self.table.max_running, self.cache.root)
         n, slots = len(nodes), self.table.max_running
-        return f"ray ({n} node{'s' * (n != 1)}, {kind}, {slots} job slot{'s' * (slots != 1)})"
+        return f"ray ({n} worker node{'s' * (n != 1)}, {kind}, {slots} job slot{'s' * (slots != 1)})"
 
     def close(self) -> None:
         if self._connected_here and ray is not None and ray.is_initialized():
