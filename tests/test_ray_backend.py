@@ -196,10 +196,40 @@ def test_a_model_trained_on_one_node_is_a_cache_hit_on_the_other(studio):
         finally:
             release.touch()
             ray.get(held, timeout=30)
+    assert any(e.kind == "preview" and e.data.get("instant") and e.data["kind"] == "patch" for e in trained), \
+        "the training sent its instant patch preview, relayed from the worker"
+    assert any(e.kind == "progress" and e.data["stage"] == "train" for e in trained)
     assert trained[-1].data["cached"] is False and events[-1].data["cached"] is True
     assert events[-1].data["model_key"] == trained[-1].data["model_key"]
     assert studio.nodes_of(second)[0] != trained_on, "served on the other node"
     assert result == first_result, "the same model gives the same result"
+
+
+def test_two_painters_asking_for_the_same_model_get_one_training(studio):
+    inputs = (photo(90), label_map(21), [target(7)])
+    with studio.client() as a, studio.client() as b:
+        jobs = [a.submit(*inputs, {**TINY, "seed": 90}, method="gan"),
+                b.submit(*inputs, {**TINY, "seed": 90}, method="gan")]
+        ends = []
+        for c, job in zip((a, b), jobs):
+            events = []
+            c.wait(job, on_event=events.append, timeout=300)
+            ends.append(events[-1].data)
+    assert sorted(e["cached"] for e in ends) == [False, True], "one trained, the other waited for its model"
+    assert ends[0]["model_key"] == ends[1]["model_key"]
+
+
+def test_a_silent_client_s_job_on_a_remote_worker_is_cancelled(studio):
+    c = studio.client()
+    job = c.submit(photo(95), label_map(20), [target(8)], long_training(95, steps=5000), method="gan",
+                   cancel_if_silent=1.0)
+    wait_for_train_step(c, job, 2)
+    c.close()  # the plug-in was killed: no more heartbeats
+    time.sleep(2.5)  # a watcher's heartbeats would count as the client's: only look once it is over
+    with studio.client() as watcher:
+        with pytest.raises(JobFailed) as info:
+            watcher.wait(job, timeout=60)
+    assert info.value.code == "CLIENT_SILENT"
 
 
 def test_quick_jobs_go_first_and_a_newer_job_for_the_same_photo_supersedes_the_queued_one(studio):
