@@ -71,6 +71,16 @@ class Studio:
     def log_text(self) -> str:
         return self.log.read_text()
 
+    def count(self, pattern: str, at_least: int = 1, timeout: float = 10) -> int:
+        """How often the daemon logged ``pattern``, waiting a little for it (its log line may
+        follow the event that a client already has)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            n = len(re.findall(pattern, self.log_text()))
+            if n >= at_least or time.monotonic() > deadline:
+                return n
+            time.sleep(0.1)
+
     def nodes_of(self, job: str) -> list[str]:
         """The nodes the job ran on, in order, from the daemon's log."""
         return re.findall(rf"job {job[:8]} runs (?:again )?on node (\w+)", self.log_text())
@@ -149,7 +159,7 @@ def test_jobs_from_several_clients_spread_over_both_nodes_each_done_once(studio)
     assert all(len(nodes) == 1 for nodes in ran.values()), f"each job ran exactly once: {ran}"
     assert len({nodes[0] for nodes in ran.values()}) == 2, f"the jobs used both worker nodes: {ran}"
     for job in done:
-        assert len(re.findall(rf"job {job[:8]} done in", studio.log_text())) == 1
+        assert studio.count(rf"job {job[:8]} done in") == 1
 
 
 def test_cancel_reaches_a_job_on_a_remote_worker_within_about_a_second(studio):
@@ -274,7 +284,7 @@ def test_a_job_whose_node_dies_resumes_on_the_other_node_from_its_checkpoint(stu
     worker_logs = Path(studio.cluster.head_node.get_session_dir_path()).glob("logs/worker-*.err")
     assert any("resuming training at step" in p.read_text(errors="replace") for p in worker_logs)
     assert after[-1].kind == "result" and len(result) == 1
-    assert len(re.findall(rf"job {job[:8]} done in", studio.log_text())) == 1, "finished once"
+    assert studio.count(rf"job {job[:8]} done in") == 1, "finished once"
     studio.workers.append(studio.cluster.add_node(num_cpus=1))  # for any test after this one
 
 
@@ -290,3 +300,17 @@ def test_serve_with_no_cluster_at_the_address_fails_and_says_what_to_do(tmp_path
     assert run.returncode == 2
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in run.stderr and "ray start --head" in run.stderr
     assert "listening" not in run.stdout
+
+
+def test_sigterm_stops_the_remote_jobs_with_a_checkpoint_and_the_daemon_exits(studio):
+    """Last in the module: it stops the studio's daemon."""
+    with studio.client() as c:
+        job = c.submit(photo(99), label_map(20), [target(9)], long_training(99, steps=5000), method="gan")
+        wait_for_train_step(c, job, 3)
+        studio.proc.terminate()
+        with pytest.raises(JobFailed) as info:
+            c.wait(job, timeout=60)
+    assert info.value.code == "SHUTDOWN"
+    assert studio.proc.wait(60) == 0
+    assert list(studio.cache.glob("work/*/checkpoint.pt")), "the training left its checkpoint in the shared cache"
+    assert studio.count(r"INFO \S+: stopped") == 1
