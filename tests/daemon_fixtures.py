@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -55,3 +56,14 @@ def running_daemon(cache_dir: str | Path, *, bind: str = "tcp://127.0.0.1:*", st
     finally:
         daemon.stop_event.set()
         thread.join(60)
+
+
+def progress_until(c, job: str, step: int, timeout: float = 90):
+    """Poll client ``c`` until job ``job`` reports training step ``step``; returns that event."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ev in c.poll(job, timeout=0.5):
+            assert not ev.terminal, ev
+            if ev.kind == "progress" and ev.data["stage"] == "train" and ev.data["step"] >= step:
+                return ev
+    raise AssertionError(f"job {job} never reached step {step}")

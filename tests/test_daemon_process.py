@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from semantic_analogy.daemon.__main__ import main
-from daemon_fixtures import H, W, label_map, photo, running_daemon
+from daemon_fixtures import H, W, label_map, photo, progress_until, running_daemon
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import DaemonUnavailable, JobFailed
 from semantic_analogy.protocol.images import RGBAImage
@@ -67,16 +67,6 @@ def processes():
     yield started
     for p in started:  # never leave a daemon behind, whatever failed
         p.kill()
-
-
-def progress_until(c: Client, job: str, step: int, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for ev in c.poll(job, timeout=0.5):
-            assert not ev.terminal, ev
-            if ev.kind == "progress" and ev.data["stage"] == "train" and ev.data["step"] >= step:
-                return ev
-    raise AssertionError(f"job {job} never reached step {step}")
 
 
 def first_train_step(events) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon_fixtures import label_map, photo
+from daemon_fixtures import label_map, photo, progress_until
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import JobFailed
 
@@ -106,16 +106,6 @@ def studio(tmp_path_factory):
     s.close()
 
 
-def wait_for_train_step(c: Client, job: str, step: int, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for ev in c.poll(job, timeout=0.5):
-            assert not ev.terminal, ev
-            if ev.kind == "progress" and ev.data["stage"] == "train" and ev.data["step"] >= step:
-                return ev
-    raise AssertionError(f"job {job} never reached step {step}")
-
-
 def target(i: int):
     return label_map(20 + i, box=(2 + i, 2, 6))
 
@@ -165,7 +155,7 @@ def test_jobs_from_several_clients_spread_over_both_nodes_each_done_once(studio)
 def test_cancel_reaches_a_job_on_a_remote_worker_within_about_a_second(studio):
     with studio.client() as c:
         job = c.submit(photo(40), label_map(20), [target(1)], long_training(40, steps=5000), method="gan")
-        wait_for_train_step(c, job, 3)
+        progress_until(c, job, 3)
         st = c.status()
         assert st["backend"] == "ray"
         mine = [r for r in st["running_jobs"] if r["job_id"] == job]
@@ -233,7 +223,7 @@ def test_a_silent_client_s_job_on_a_remote_worker_is_cancelled(studio):
     c = studio.client()
     job = c.submit(photo(95), label_map(20), [target(8)], long_training(95, steps=5000), method="gan",
                    cancel_if_silent=1.0)
-    wait_for_train_step(c, job, 2)
+    progress_until(c, job, 2)
     c.close()  # the plug-in was killed: no more heartbeats
     time.sleep(2.5)  # a watcher's heartbeats would count as the client's: only look once it is over
     with studio.client() as watcher:
@@ -247,7 +237,7 @@ def test_quick_jobs_go_first_and_a_newer_job_for_the_same_photo_supersedes_the_q
         # Both slots busy with long trainings.
         busy = [a.submit(photo(60 + i), label_map(20), [target(i)], long_training(60 + i), method="gan") for i in range(2)]
         for job in busy:
-            wait_for_train_step(a, job, 1)
+            progress_until(a, job, 1)
         training = b.submit(photo(70), label_map(20), [target(3)], {**TINY, "seed": 70}, method="gan")
         older = b.submit(photo(71), label_map(20), [target(4)], {}, method="patch")
         newer = b.submit(photo(71), label_map(20), [target(5)], {}, method="patch")  # same photo: replaces it
@@ -269,7 +259,7 @@ def test_quick_jobs_go_first_and_a_newer_job_for_the_same_photo_supersedes_the_q
 def test_a_job_whose_node_dies_resumes_on_the_other_node_from_its_checkpoint(studio):
     with studio.client() as c:
         job = c.submit(photo(80), label_map(20), [target(6)], long_training(80, steps=40), method="gan")
-        reached = wait_for_train_step(c, job, 8).data["step"]
+        reached = progress_until(c, job, 8).data["step"]
         node = studio.nodes_of(job)[0]
         victim = studio.worker(node)
         studio.cluster.remove_node(victim, allow_graceful=False)
@@ -306,7 +296,7 @@ def test_sigterm_stops_the_remote_jobs_with_a_checkpoint_and_the_daemon_exits(st
     """Last in the module: it stops the studio's daemon."""
     with studio.client() as c:
         job = c.submit(photo(99), label_map(20), [target(9)], long_training(99, steps=5000), method="gan")
-        wait_for_train_step(c, job, 3)
+        progress_until(c, job, 3)
         studio.proc.terminate()
         with pytest.raises(JobFailed) as info:
             c.wait(job, timeout=60)
