@@ -114,14 +114,18 @@ def test_watch_follows_a_job_and_stopping_it_does_not_cancel_the_job(daemon, tmp
     with Client(daemon.endpoint) as c:
         job = c.submit(photo(3), label_map(20), [label_map(30)], {"preset": "tiny", "steps": 80, "seed": 3},
                        method="gan")
-        w = subprocess.Popen([sys.executable, "-m", "semantic_analogy", "watch", job, "--address", daemon.endpoint],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-        deadline = time.monotonic() + 60
-        while c.heartbeat(job) != "running" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.5)  # the watcher is connected and showing progress
-        w.send_signal(signal.SIGINT)
-        out, err = w.communicate(timeout=30)
+        log = tmp_path / "watch.err"
+        with open(log, "w") as err_file:
+            w = subprocess.Popen([sys.executable, "-m", "semantic_analogy", "watch", job, "--address",
+                                  daemon.endpoint], stdout=subprocess.PIPE, stderr=err_file, text=True, env=ENV)
+            deadline = time.monotonic() + 60
+            # Interrupt only once the watcher shows training progress: a first start in a fresh
+            # checkout (compiling its modules) can take longer than the job's first seconds.
+            while "training" not in log.read_text() and w.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            w.send_signal(signal.SIGINT)
+            out, _ = w.communicate(timeout=30)
+        err = log.read_text()
         assert w.returncode == 130, err
         assert f"stopped watching; job {job} goes on in the daemon" in err and "Traceback" not in err
         assert len(c.wait(job, timeout=120)) == 1, "the job was not cancelled"
