@@ -52,7 +52,6 @@ class Job:
     model_key: str | None = None
     photo: str = ""  # the photo's pixels and the method, hashed: a newer such job may supersede this one
     node: str = ""  # where it runs (the Ray backend's node id); "" for the local worker
-    quick: bool | None = None  # the Ray backend's guess: no training needed (None: not yet known)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_code: str | None = None  # why it is being cancelled: CANCELLED, CLIENT_SILENT, SHUTDOWN
 

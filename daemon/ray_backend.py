@@ -281,22 +281,25 @@ class RayBackend(threading.Thread):
         for job in queued:
             if job.id not in self._keys:  # once per job: the photo at working size, hashed
                 self._keys[job.id] = model_key_of(JobSpec.of(job))
-            key = self._keys[job.id]  # "": patch, no model; None: inputs the job will fail on
-            # No training needed (patch, or a cached model): such a job goes first.
-            job.quick = key == "" or (key is not None and self.cache.model_path(key) is not None)
-        training = {self._keys.get(j.id) for j in self._refs.values() if not j.quick} - {None, ""}
+        # "": patch, no model; None: inputs the job will fail on; else its model's key.
+        quick = {j.id for j in queued if self._needs_no_training(self._keys[j.id])}
+        training = {k for j in self._refs.values() if not self._needs_no_training(k := self._keys.get(j.id))} - {None}
         while True:
-            # A job whose model another job is training waits for it, and then is a cache hit:
-            # the same training never runs twice, on two nodes, into one checkpoint folder.
-            job = self.table.take_next(0, prefer=lambda j: bool(j.quick),
-                                       allow=lambda j: j.quick or self._keys.get(j.id) not in training)
+            # A job needing no training (patch, a cached model) goes first. A job whose model
+            # another job is training waits for it, and then is a cache hit: the same training
+            # never runs twice, on two nodes, into one checkpoint folder.
+            job = self.table.take_next(0, prefer=lambda j: j.id in quick,
+                                       allow=lambda j: j.id in quick or self._keys.get(j.id) not in training)
             if job is None:
                 return
-            self._submit(job)
-            if not job.quick and self._keys.get(job.id):
+            self._submit(job, quick=job.id in quick)
+            if job.id not in quick and self._keys.get(job.id):
                 training.add(self._keys[job.id])
 
-    def _submit(self, job: Job) -> None:
+    def _needs_no_training(self, key: str | None) -> bool:
+        return key == "" or (key is not None and self.cache.model_path(key) is not None)
+
+    def _submit(self, job: Job, quick: bool) -> None:
         options = {"cpus": self.config.cpus_per_job, "progress_interval": self.config.progress_interval_s,
                    "preview_interval": self.config.preview_interval_s,
                    "instant_preview_px": self.config.instant_preview_px}
@@ -306,7 +309,7 @@ class RayBackend(threading.Thread):
         )
         ref = task.remote(JobSpec.of(job), str(self.cache.root), self.cache.limit_bytes, self.hub, options)
         self._refs[ref] = job
-        log.info("job %s handed to the Ray cluster%s", job.id[:8], " (no training needed)" if job.quick else "")
+        log.info("job %s handed to the Ray cluster%s", job.id[:8], " (no training needed)" if quick else "")
 
     def _forward_cancels(self) -> None:
         for job in self._refs.values():

@@ -8,10 +8,6 @@ tuples through ``emit`` for the main thread to send:
     ("preview", job, data: dict, image: RGBAImage)              # the instant preview
     ("progress", job, data: dict, preview: RGBAImage | None)
     ("finished", job, state, kind, data: dict, images: list[RGBAImage])
-
-What to do for the job's method (train, load a cached model, or neither for ``patch``;
-the instant preview, SPEC.md Instant result) is the engine's ``make_analogy``; the
-worker gives it the daemon's cache as its model store and relays what it reports.
 """
 
 from __future__ import annotations

@@ -341,10 +341,9 @@ def test_take_next_prefers_quick_jobs_and_skips_those_not_allowed():
     train, quick, blocked = job(), job(), job()
     for j in (blocked, train, quick):
         t.add(j)
-    quick.quick = True
-    got = t.take_next(0, prefer=lambda j: bool(j.quick), allow=lambda j: j is not blocked)
+    got = t.take_next(0, prefer=lambda j: j is quick, allow=lambda j: j is not blocked)
     assert got is quick, "a job needing no training goes first"
-    assert t.take_next(0, prefer=lambda j: bool(j.quick), allow=lambda j: j is not blocked) is train
+    assert t.take_next(0, prefer=lambda j: j is quick, allow=lambda j: j is not blocked) is train
     assert t.take_next(0.05) is None, "two slots, both taken"
     assert [j.id for j in t.running_jobs()] == [quick.id, train.id] and t.running is quick
     t.finish(quick, DONE)
