@@ -79,6 +79,11 @@ MIN_COUNT_FRACTION = 1e-4
 # a fixed rounding/JPEG allowance plus a share of the classes' distance.
 MIXTURE_TOL_ABS = 8.0
 MIXTURE_TOL_REL = 0.06
+# Anti-aliased edges, pixel by pixel (see _settle_edges): a pixel within EDGE_EXACT of a
+# class colour is that class whatever its neighbours; one farther off that lies between two
+# classes found within EDGE_REACH px of it is an edge between those two.
+EDGE_EXACT = 8.0
+EDGE_REACH = 2
 # A colour is painted flat when this share of its pixels are interior pixels.
 FLAT_FRACTION = 0.3
 # Second pass on colours rounded to bins of 8 levels (see _coarse_candidates).
@@ -303,6 +308,52 @@ def _mixtures(colours: np.ndarray, classes: np.ndarray, chunk: int = 1 << 16) ->
     return out, cls
 
 
+def _settle_edges(index: np.ndarray, stats: _ColourStats, dist: np.ndarray, classes: np.ndarray) -> None:
+    """Give each anti-aliased edge pixel one of the two classes it mixes, judged from the
+    classes painted around it; in place.
+
+    Snapping a colour to its nearest class is wrong on an edge whenever a third class lies
+    nearer to the mixture than either end: a nose (0,80,100) narrowed on skin (119,11,32)
+    leaves edge pixels such as (27,65,85), nearest to the eye's (0,60,100), and the synthesis
+    then put eye patches, dark dots, along the new nose (face/1). `dist` is each unique
+    colour's distance to its nearest class; `classes` the (C,3) class colours."""
+    dist_map = dist[stats.inverse]
+    colour_class = (index >= 0) & (index < len(classes))
+    unsure = colour_class & (dist_map > EDGE_EXACT)
+    if len(classes) < 2 or not unsure.any():
+        return
+    sure = np.where(colour_class & ~unsure, index, -1)
+    ys, xs = np.nonzero(unsure)
+    h, w = index.shape
+    present = np.zeros((ys.size, len(classes)), dtype=bool)
+    rows = np.arange(ys.size)
+    for dy in range(-EDGE_REACH, EDGE_REACH + 1):
+        for dx in range(-EDGE_REACH, EDGE_REACH + 1):
+            cls = sure[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)]
+            ok = cls >= 0
+            present[rows[ok], cls[ok]] = True
+    # Only a pixel whose snapped class is painted nowhere around it is in question.
+    keep = (present.sum(1) >= 2) & ~present[rows, index[ys, xs]]
+    ys, xs, present = ys[keep], xs[keep], present[keep]
+    colours = stats.rgb[stats.inverse[ys, xs]]
+    i, j = np.triu_indices(len(classes), k=1)
+    a, ab = classes[i], classes[j] - classes[i]  # (P,3)
+    length2 = np.maximum((ab * ab).sum(-1), 1e-9)
+    tol = MIXTURE_TOL_ABS + MIXTURE_TOL_REL * np.sqrt(length2)
+    chunk = max(1, (1 << 21) // len(i))
+    for s in range(0, len(ys), chunk):
+        c = colours[s : s + chunk, None, :] - a[None]  # (k,P,3)
+        t = (c * ab[None]).sum(-1) / length2
+        d = np.linalg.norm(c - t[..., None] * ab[None], axis=-1)
+        near = present[s : s + chunk]
+        ok = (t > 0) & (t < 1) & (d <= tol) & near[:, i] & near[:, j]
+        best = np.argmin(np.where(ok, d / np.sqrt(length2), np.inf), axis=1)
+        r = np.arange(len(best))
+        hit = ok[r, best]
+        end = np.where(t[r, best] < 0.5, i[best], j[best])
+        index[ys[s : s + chunk][hit], xs[s : s + chunk][hit]] = end[hit]
+
+
 def _has_core(mask: np.ndarray, size: int = STRAY_CORE) -> np.ndarray:
     """(H,W) bool: pixels at the centre of a size x size block that lies wholly in `mask`."""
     r = size // 2
@@ -441,11 +492,13 @@ def _snap(stats: _ColourStats, palette: Palette, what: str, warn: bool = True) -
     is_transparent = stats.uniques == _TRANSPARENT
     lut = np.full(stats.uniques.size, -1, dtype=np.int64)
     stray = np.zeros(stats.uniques.size, dtype=bool)
+    dist_lut = np.zeros(stats.uniques.size)
     if palette.colors:
         classes = np.asarray(palette.colors, dtype=np.float64)
         visible = np.flatnonzero(~is_transparent)
         nearest, dist = _nearest(stats.rgb[visible], classes)
         lut[visible] = nearest
+        dist_lut[visible] = dist
         far = dist > SHADE_TOLERANCE
         mixed, ends = _mixtures(stats.rgb[visible[far]], classes)
         lut[visible[far][mixed]] = ends[mixed]  # an edge between two classes: one of those two
@@ -456,6 +509,8 @@ def _snap(stats: _ColourStats, palette: Palette, what: str, warn: bool = True) -
     else:
         stray |= is_transparent
     index = lut[stats.inverse]
+    if len(palette.colors) >= 2:
+        _settle_edges(index, stats, dist_lut, classes)
     if stray.any():
         pixels = stray[stats.inverse]
         if not _thin_and_small(pixels):

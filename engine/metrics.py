@@ -18,7 +18,9 @@
   correlation of the output's high-passed luminance with the source's at the same pixels.
   A re-synthesis made of other places' texture scores about 0; a faint, washed-out copy of
   what was there (an old outline in a sky) clearly above. None of the other measures sees
-  it: the ghost is made of the right class's patches, at a low contrast;
+  it: the ghost is made of the right class's patches, at a low contrast. Its chance level
+  (ghost_chance: the same score against the photo shifted a little, where nothing can be
+  aligned) says how far from 0 a clean result falls on this region by chance;
 - outline contrast: local contrast of the output along the outlines that the edit took
   away (an object's old edge, up to OUTLINE_BAND px either side) over the output's own
   in the same class a little farther out: 1 where the old outline has left no trace, above
@@ -51,6 +53,8 @@ TYPICAL_REFERENCE = 2048  # source pixels per class that output pixels are compa
 TYPICAL_QUANTILE = 0.99  # of the source's own distances: beyond it a pixel is unrecognised
 UNRECOGNISED = -1
 GHOST_ERODE = 2  # px at the analysis size: the margin the patch methods blend across is left out
+GHOST_SHIFTS = (8, 12, 16)  # px at the analysis size, 8 directions each: beyond fine texture's reach
+LANCZOS_LOBES = 3  # the reach of resize_rgb's kernel, in full-resolution pixels per analysis pixel
 GHOST_SIGMA = 2.0  # px: the high-pass keeps structure finer than a Gaussian of this width
 # A part of the changed region counts only where it has an interior: some pixel this far
 # (px at the analysis size) from its border. A band a few pixels wide (a jaw moved in by
@@ -182,11 +186,12 @@ def erode(mask: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, erode_px: int = GHOST_ERODE,
-                classes: np.ndarray | None = None) -> float | None:
+                classes: np.ndarray | None = None, valid: np.ndarray | None = None) -> float | None:
     """Correlation of the output's high-passed luminance with the source's inside `changed`
     (eroded by `erode_px`): about 0 for a clean re-synthesis, higher for a faint copy of
     the old content. None where the eroded region is empty or too thin to have an interior
-    (GHOST_MIN_DEPTH); 0 where either side is flat.
+    (GHOST_MIN_DEPTH); 0 where either side is flat. With `valid`, only its pixels are
+    measured and high-passed (the depth is still judged on the whole part).
 
     With `classes` (the target's class map) the correlation is pooled over the target
     classes inside `changed`, each high-passed within its own part: the borders the target
@@ -197,8 +202,12 @@ def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, ero
     ab = aa = bb = 0.0
     n = 0
     for part in parts:
+        if not erode(part, GHOST_MIN_DEPTH).any():
+            continue
+        if valid is not None:
+            part = part & valid
         region = erode(part, erode_px)
-        if region.sum() < 16 or not erode(part, GHOST_MIN_DEPTH).any():
+        if region.sum() < 16:
             continue
         # Detail relative to the region's own surroundings inside it: a thin region (a tail, a
         # branch) would otherwise take its high-pass from the pixels around it.
@@ -211,6 +220,33 @@ def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, ero
     if min(aa, bb) < 1e-8 * n:  # either side flat (rounding noise only): it copies nothing
         return 0.0
     return ab / math.sqrt(aa * bb)
+
+
+def ghost_chance(source: np.ndarray, output: np.ndarray, changed: np.ndarray, classes: np.ndarray | None = None,
+                 valid: np.ndarray | None = None) -> float | None:
+    """The ghost score a re-synthesis that copies nothing gets by chance on this region: the
+    RMS of the output's ghost score against the source shifted by GHOST_SHIFTS (no copy is
+    aligned with a shifted photo). A faint copy peaks at no shift; a score within this level
+    is noise. On a region of a few hundred pixels it is 0.1 (face/3's hairline), so there no
+    score can be told from 0 more finely than that."""
+    scores = []
+    for r in GHOST_SHIFTS:
+        for k in range(8):
+            angle = 2 * math.pi * k / 8
+            shift = (round(r * math.sin(angle)), round(r * math.cos(angle)))
+            g = ghost_score(np.roll(source, shift, axis=(0, 1)), output, changed, classes=classes, valid=valid)
+            if g is not None:
+                scores.append(g)
+    return float(np.sqrt(np.mean(np.square(scores)))) if scores else None
+
+
+def _clear_of_unchanged(changed_full: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool at the analysis `size`: pixels that the resize (Lanczos, 3 lobes) made from
+    changed full-resolution pixels alone. Nearer the edit's border, an analysis pixel mixes in
+    the photo's own unchanged pixels: a class-mean fill, which copies nothing, scored 0.095 on
+    zebra/3 from that seam alone."""
+    reach = math.ceil(LANCZOS_LOBES * max(changed_full.shape[0] / size[1], changed_full.shape[1] / size[0]))
+    return resize_labels(erode(changed_full, reach).astype(np.uint8), size).astype(bool)
 
 
 def _borders(index: np.ndarray) -> np.ndarray:
@@ -351,6 +387,7 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
     everywhere = np.ones_like(edited)
     classifier = fit_pixel_classifier(src_img, src_idx, source.palette.num_classes)
     pred = segment(classifier, out_img)
+    clear = _clear_of_unchanged(edited_full, size)
 
     def rounded(v: float | None) -> float | None:
         return None if v is None else round(v, 4)
@@ -366,7 +403,8 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
             "all": rounded(texture_contrast(src_img, src_idx, out_img, tgt_idx, everywhere)),
             "edited": rounded(texture_contrast(src_img, src_idx, out_img, tgt_idx, edited)),
         },
-        "ghost_score": rounded(ghost_score(src_img, out_img, edited, classes=tgt_idx)),
+        "ghost_score": rounded(ghost_score(src_img, out_img, edited, classes=tgt_idx, valid=clear)),
+        "ghost_chance": rounded(ghost_chance(src_img, out_img, edited, classes=tgt_idx, valid=clear)),
         "outline_contrast": rounded(outline_contrast(out_img, src_idx, tgt_idx)),
         "psnr_outside": rounded(psnr(source.image, output, ~edited_full)),
         "reconstruction_psnr": None if edited_full.any() else rounded(psnr(source.image, output)),

@@ -98,6 +98,7 @@ def main() -> int:
     cols = [("time (s)", ("time_s",)), ("mIoU edited", ("alignment", "edited", "miou")),
             ("patch distance edited", ("patch_distance", "edited")),
             ("texture contrast edited", ("texture_contrast", "edited")), ("ghost", ("ghost_score",)),
+            ("ghost chance", ("ghost_chance",)),
             ("outline", ("outline_contrast",)), ("PSNR outside (dB)", ("psnr_outside",))]
 
     def fmt(v) -> str:

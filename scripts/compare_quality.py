@@ -16,6 +16,7 @@ import numpy as np
 
 LABELS = {
     "ghost_score": "ghost score (0 = clean)",
+    "ghost_chance": "ghost chance level",
     "outline_contrast": "outline contrast (1 = no trace)",
     "texture_contrast": "texture contrast edited (1 = the photo's)",
     "patch_distance": "patch dist. edited ↓",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
-from semantic_analogy.engine.metrics import evaluate, ghost_score, outline_contrast
+from semantic_analogy.engine.metrics import evaluate, ghost_chance, ghost_score, mean_colour_baseline, outline_contrast
 from semantic_analogy.engine.patch_synthesis import PatchSettings, class_fill, fill_regions, synthesize
 from semantic_analogy.engine.source import Source
 from semantic_analogy.engine.synthesis import halo_width, patch_analogy, synthesis_mask
@@ -89,6 +89,32 @@ def test_ghost_score_is_near_zero_for_a_clean_fill_and_high_for_a_faint_copy():
     assert ghost_score(img, img, disc) == pytest.approx(1.0)
     assert ghost_score(img, np.full_like(img, 120), disc) == 0.0  # a flat image copies nothing
     assert ghost_score(img, img, np.zeros_like(disc)) is None
+
+
+def test_the_chance_level_tells_a_copy_from_noise():
+    # A clean fill scores near 0 only up to chance, which a small region makes large; the
+    # chance level (the score against the photo shifted) says how large. A faint copy peaks
+    # at no shift: far above it.
+    img, labels, target, disc = tree_scene()
+    clean = img.copy()
+    clean[disc] = sky(96, 128, seed=7)[disc]
+    ghosted = clean.copy()
+    ghosted[disc] = (0.85 * clean[disc] + 0.15 * img[disc]).astype(np.uint8)
+    chance = ghost_chance(img, clean, disc)
+    assert 0.005 < chance < 0.1
+    assert abs(ghost_score(img, clean, disc)) < 3 * chance
+    assert ghost_score(img, ghosted, disc) > 5 * ghost_chance(img, ghosted, disc)
+    assert ghost_chance(img, img, np.zeros_like(disc)) is None
+
+
+def test_a_class_mean_fill_of_a_photo_larger_than_the_analysis_size_scores_zero():
+    # The measures work at 256 px; a larger photo is resized (Lanczos) first, and near the
+    # edit's border that mixes the photo's own unchanged pixels into the fill. Measured there,
+    # a fill that copies nothing took the seam for a ghost (0.095 on zebra/3).
+    img, labels, target = (np.repeat(np.repeat(a, 3, axis=0), 3, axis=1) for a in tree_scene()[:3])  # 288x384
+    fill = mean_colour_baseline(img, labels, target)
+    assert evaluate(img, labels, target, fill)["ghost_score"] == 0.0
+    assert evaluate(img, labels, target, img)["ghost_score"] == pytest.approx(1.0)
 
 
 def test_outline_contrast_sees_the_halo_that_an_exactly_kept_margin_leaves():

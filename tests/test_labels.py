@@ -301,6 +301,28 @@ def test_an_antialiased_edge_takes_one_of_its_two_classes_never_a_third() -> Non
     assert (decoded[:, 38] == white_class).all() and (decoded[:, 40] == skin_class).all()
 
 
+def test_an_edge_mixture_near_a_third_class_takes_a_class_painted_beside_it() -> None:
+    # The face example's nose (0,80,100) on skin (119,11,32): a 20% mix, (24,66,86), is 28
+    # from the eye's (0,60,100) and 31 from the nose. Snapped colour by colour it became eye,
+    # and the synthesis put dark eye patches in a dotted line along a narrowed nose (face/1).
+    skin, nose, eye = (119, 11, 32), (0, 80, 100), (0, 60, 100)
+    index = np.zeros((60, 80), np.int64)
+    index[:, 40:] = 1
+    index[5:15, 5:20] = 2  # an eye, away from the edge
+    source = paint(index, [skin, nose, eye])
+    palette = extract_palette(source)
+    target = source.copy()
+    for column, f in ((39, 0.8), (40, 0.2)):  # skin -> nose across the edge
+        target[:, column] = [int(round(a + f * (b - a))) for a, b in zip(nose, skin)]
+    decoded = decode_labels(target, palette)
+    assert not (decoded[:, 36:44] == palette.colors.index(eye)).any()
+    assert (decoded[:, 39] == palette.colors.index(skin)).all() and (decoded[:, 40] == palette.colors.index(nose)).all()
+    # The same colour painted as a region of its own, far from any nose, is still an eye.
+    alone = source.copy()
+    alone[40:50, 5:20] = target[0, 40]
+    assert (decode_labels(alone, palette)[40:50, 5:20] == palette.colors.index(eye)).all()
+
+
 def test_slightly_different_shades_decode_to_their_classes(blob_index: np.ndarray) -> None:
     colours = [GREEN, ORANGE, (30, 60, 220)]
     palette = extract_palette(paint(blob_index, colours))
