@@ -79,6 +79,7 @@ class Daemon:
         self.table = JobTable(config.limits.max_queue, config.max_jobs_remembered)
         self.cache = DiskCache(config.cache_dir, config.cache_limit_bytes)
         self.stop_event = threading.Event()
+        self._stopping = False  # set once shutdown began: new jobs are refused
         self.ready = threading.Event()
         self.device = ""
         self.endpoint = ""
@@ -203,6 +204,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         log.info("shutting down")
+        self._stopping = True
         for job in self.table.queued():
             self._cancel(job, "SHUTDOWN")
         for running in self.table.running_jobs():
@@ -212,7 +214,12 @@ class Daemon:
             self.table.wake()
             deadline = time.monotonic() + self.config.shutdown_timeout_s
             while self.worker.is_alive() and time.monotonic() < deadline:
-                self.worker.join(0.1)
+                # Still answering (heartbeats above all) while the job checkpoints: a client
+                # that hears nothing for 10 s takes the daemon for crashed.
+                if self._router is not None and self._router.poll(100):
+                    self._drain_router()
+                else:
+                    self.worker.join(0.01)
                 self._drain_outbox()  # the cancelled job's last event still goes out
             self._drain_outbox()
             if self.worker.is_alive():
@@ -418,6 +425,8 @@ class Daemon:
         })
 
     def _on_submit(self, identity: bytes, msg: Message) -> None:
+        if self._stopping:
+            raise ProtocolError("SHUTDOWN", "the daemon is shutting down; submit the job again once it is back")
         req = parse_submit(msg.content, self.limits)
         settings = parse_settings(req.settings, self.config.device)
         job = Job(

@@ -515,3 +515,34 @@ def test_round_trip_over_ipc_and_the_queue_limit(tmp_path):
             c.cancel(queued)
             c.cancel(running)
             assert all_events(c, running)[-1].kind == "cancelled"
+
+
+def test_a_stopping_daemon_still_answers_while_the_job_checkpoints(tmp_path, monkeypatch):
+    # The checkpoint of a stopped training can take seconds on a big model or a slow disk; a
+    # daemon that went quiet meanwhile was taken for crashed by its clients (10 s of silence).
+    import semantic_analogy.engine.trainer as trainer
+
+    save = trainer._save_checkpoint
+    saving = []
+
+    def slow_save(*args, **kwargs):
+        saving.append(time.monotonic())
+        time.sleep(3)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", slow_save)
+    with running_daemon(tmp_path / "cache", cpu_threads=1) as d, Client(d.endpoint, timeout=5) as c:
+        job = c.submit(photo(3), label_map(20), [label_map(30)], {"preset": "tiny", "steps": 5000, "seed": 3})
+        deadline = time.monotonic() + 60
+        while not any(e.kind == "progress" and e.data["stage"] == "train" for e in c.poll(job, timeout=0.5)):
+            assert time.monotonic() < deadline, "the training never started"
+        d.stop_event.set()
+        while not saving:
+            time.sleep(0.05)
+        assert c.status()["running_jobs"], "answers during the checkpoint"
+        with pytest.raises(ProtocolError) as info:
+            c.submit(photo(4), label_map(20), [label_map(30)], {"preset": "tiny", "steps": 3})
+        assert info.value.code == "SHUTDOWN"
+        with pytest.raises(JobFailed) as failed:
+            c.wait(job, timeout=30)
+        assert failed.value.code == "SHUTDOWN"
