@@ -270,6 +270,9 @@ class RayBackend(threading.Thread):
             if slots == 0:
                 log.warning("the Ray cluster has no room for a job (%s CPUs, %s GPUs); jobs wait until a node joins",
                             res.get("CPU", 0), res.get("GPU", 0))
+            elif not force:
+                log.info("the Ray cluster now has %d job slot(s): %s", slots,
+                         f"one per GPU ({self.gpus:g} GPUs)" if self.gpus >= 1 else f"{res.get('CPU', 0):g} CPUs")
             self.table.set_max_running(slots)
 
     def _dispatch(self) -> None:

@@ -256,6 +256,27 @@ def test_quick_jobs_go_first_and_a_newer_job_for_the_same_photo_supersedes_the_q
     assert f"job {older[:8]} handed" not in log, "the superseded job never ran"
 
 
+def test_where_the_cluster_has_gpus_each_job_takes_one(studio):
+    # A node that declares a GPU (Ray's resource; this machine has none, so the engine on it
+    # falls back to the CPU): once the daemon sees it, every job asks for one GPU, so jobs
+    # run on that node only, one at a time, and CPU-only nodes take none.
+    cpu_slots = r"now has 2 job slot\(s\): 2 CPUs"
+    before = studio.count(cpu_slots, at_least=0, timeout=0)
+    gpu_node = studio.cluster.add_node(num_cpus=2, num_gpus=1)
+    studio.cluster.wait_for_nodes()
+    try:
+        assert studio.count(r"now has 1 job slot\(s\): one per GPU \(1 GPUs\)", timeout=10) == 1
+        with studio.client() as c:
+            jobs = [c.submit(photo(120 + i), label_map(20), [target(i)], {}, method="patch") for i in range(3)]
+            for job in jobs:
+                assert len(c.wait(job, timeout=120)) == 1
+        ran = [studio.nodes_of(job) for job in jobs]
+        assert all(len(n) == 1 and gpu_node.node_id.startswith(n[0]) for n in ran), f"on the GPU node only: {ran}"
+    finally:
+        studio.cluster.remove_node(gpu_node)
+    assert studio.count(cpu_slots, at_least=before + 1) > before  # back to CPU slots for the test after this one
+
+
 def test_a_job_whose_node_dies_resumes_on_the_other_node_from_its_checkpoint(studio):
     with studio.client() as c:
         job = c.submit(photo(80), label_map(20), [target(6)], long_training(80, steps=40), method="gan")
