@@ -546,3 +546,33 @@ def test_a_stopping_daemon_still_answers_while_the_job_checkpoints(tmp_path, mon
         with pytest.raises(JobFailed) as failed:
             c.wait(job, timeout=30)
         assert failed.value.code == "SHUTDOWN"
+
+
+def test_a_client_that_missed_the_shutdown_event_still_gets_it(tmp_path, monkeypatch):
+    # Once in CI a client never received its job's SHUTDOWN event from a daemon that exited
+    # at once, and reported a crash after 10 s. Here the event is dropped on purpose: the
+    # stopping daemon answers a little longer, the client's heartbeat learns the job ended,
+    # and its watch gets the event again.
+    from semantic_analogy.daemon.server import Daemon
+
+    send = Daemon._send_event
+    dropped = []
+
+    def lossy(self, job, kind, data, images=(), **kw):
+        if kind == "cancelled" and data.get("code") == "SHUTDOWN" and not dropped and kw.get("to") is None:
+            dropped.append(job.id)
+            job.seq += 1
+            return job.seq
+        return send(self, job, kind, data, images, **kw)
+
+    monkeypatch.setattr(Daemon, "_send_event", lossy)
+    with running_daemon(tmp_path / "cache", cpu_threads=1) as d, Client(d.endpoint, timeout=5) as c:
+        job = c.submit(photo(5), label_map(20), [label_map(30)], {"preset": "tiny", "steps": 5000, "seed": 5})
+        deadline = time.monotonic() + 60
+        while not any(e.kind == "progress" and e.data["stage"] == "train" for e in c.poll(job, timeout=0.5)):
+            assert time.monotonic() < deadline, "the training never started"
+        d.stop_event.set()
+        with pytest.raises(JobFailed) as failed:
+            c.wait(job, timeout=30)
+    assert dropped == [job], "the first SHUTDOWN event was not sent"
+    assert failed.value.code == "SHUTDOWN"
