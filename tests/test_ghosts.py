@@ -8,7 +8,7 @@ import torch
 
 from engine_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
 from semantic_analogy.engine.metrics import evaluate, ghost_chance, ghost_score, mean_colour_baseline, outline_contrast
-from semantic_analogy.engine.patch_synthesis import PatchSettings, class_fill, fill_regions, synthesize
+from semantic_analogy.engine.patch_synthesis import PatchSettings, _build_pyramid, class_fill, fill_regions, guide_for_fills, level_sizes, synthesize
 from semantic_analogy.engine.source import Source
 from semantic_analogy.engine.synthesis import halo_width, patch_analogy, synthesis_mask
 
@@ -184,6 +184,21 @@ def test_a_guide_with_a_ghost_of_the_removed_object_is_not_followed_in_the_fill(
     assert pale(follows) > pale(fills) + 15  # following the guide paints the pale silhouette in
     m = evaluate(img, labels, target, fills)
     assert abs(m["ghost_score"]) < 0.05 and m["outline_contrast"] < 1.2
+
+
+def test_the_guide_has_no_weight_anywhere_in_a_fill():
+    img, labels, target, disc = tree_scene()
+    source = Source.prepare(img, labels, size=128)
+    tgt = source.decode_target(target)
+    mask = synthesis_mask(source.index, tgt)
+    sizes = level_sizes(96, 128, 32, 2.0, 7)
+    levels = _build_pyramid(img, source.index, tgt, mask, sizes, 2, torch.device("cpu"))
+    fills = fill_regions(torch.from_numpy(source.index), torch.from_numpy(tgt), torch.from_numpy(mask))
+    assert fills[torch.from_numpy(disc)].all()  # the sky closing over the removed tree
+    alpha = guide_for_fills(torch.from_numpy(img), levels[-1], 2)[..., 3]
+    assert float(alpha[fills].max()) == 0.0  # not even a blend across the fill's border
+    near = torch.nn.functional.max_pool2d(fills.float()[None, None], 9, 1, 4)[0, 0] > 0
+    assert float(alpha[~near].min()) == 1.0  # the guide counts fully a few pixels away
 
 
 def test_fill_regions_are_where_a_class_closes_over_a_removed_object():
