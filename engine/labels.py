@@ -278,10 +278,12 @@ def _is_mixture(c: np.ndarray, picked: np.ndarray) -> bool:
     return bool(np.any(inside & (d <= tol)))
 
 
-def _mixtures(colours: np.ndarray, classes: np.ndarray, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+def _mixtures(colours: np.ndarray, classes: np.ndarray, near: np.ndarray | None = None,
+              chunk_elements: int = 1 << 21) -> tuple[np.ndarray, np.ndarray]:
     """For (K,3) colours: which lie on a segment between two of the (C,3) classes (an
     anti-aliased edge between them), and the class each such colour belongs to: the nearer
-    end of the segment it lies closest to (-1 for the others).
+    end of the segment it lies closest to (-1 for the others). With `near` (K,C) bool, only
+    segments between two classes marked for that colour count.
 
     Not the nearest class overall: a 50% mix of dark red skin and white background is
     nearer to orange lips than to either, and snapping to it would put a line of lip
@@ -295,11 +297,14 @@ def _mixtures(colours: np.ndarray, classes: np.ndarray, chunk: int = 1 << 16) ->
     a, ab = classes[i], classes[j] - classes[i]  # (P,3)
     length2 = np.maximum((ab * ab).sum(-1), 1e-9)
     tol = MIXTURE_TOL_ABS + MIXTURE_TOL_REL * np.sqrt(length2)
+    chunk = max(1, chunk_elements // len(i))  # bounds the (chunk, P, 3) temporaries
     for s in range(0, len(colours), chunk):
         c = colours[s : s + chunk, None, :] - a[None]  # (k,P,3)
         t = (c * ab[None]).sum(-1) / length2
         d = np.linalg.norm(c - t[..., None] * ab[None], axis=-1)
         ok = (t > 0) & (t < 1) & (d <= tol)
+        if near is not None:
+            ok &= near[s : s + chunk, i] & near[s : s + chunk, j]
         best = np.argmin(np.where(ok, d / np.sqrt(length2), np.inf), axis=1)  # the best-fitting pair
         rows = np.arange(len(best))
         hit = ok[rows, best]
@@ -335,23 +340,8 @@ def _settle_edges(index: np.ndarray, stats: _ColourStats, dist: np.ndarray, clas
     # Only a pixel whose snapped class is painted nowhere around it is in question.
     keep = (present.sum(1) >= 2) & ~present[rows, index[ys, xs]]
     ys, xs, present = ys[keep], xs[keep], present[keep]
-    colours = stats.rgb[stats.inverse[ys, xs]]
-    i, j = np.triu_indices(len(classes), k=1)
-    a, ab = classes[i], classes[j] - classes[i]  # (P,3)
-    length2 = np.maximum((ab * ab).sum(-1), 1e-9)
-    tol = MIXTURE_TOL_ABS + MIXTURE_TOL_REL * np.sqrt(length2)
-    chunk = max(1, (1 << 21) // len(i))
-    for s in range(0, len(ys), chunk):
-        c = colours[s : s + chunk, None, :] - a[None]  # (k,P,3)
-        t = (c * ab[None]).sum(-1) / length2
-        d = np.linalg.norm(c - t[..., None] * ab[None], axis=-1)
-        near = present[s : s + chunk]
-        ok = (t > 0) & (t < 1) & (d <= tol) & near[:, i] & near[:, j]
-        best = np.argmin(np.where(ok, d / np.sqrt(length2), np.inf), axis=1)
-        r = np.arange(len(best))
-        hit = ok[r, best]
-        end = np.where(t[r, best] < 0.5, i[best], j[best])
-        index[ys[s : s + chunk][hit], xs[s : s + chunk][hit]] = end[hit]
+    hit, end = _mixtures(stats.rgb[stats.inverse[ys, xs]], classes, near=present)
+    index[ys[hit], xs[hit]] = end[hit]
 
 
 def _has_core(mask: np.ndarray, size: int = STRAY_CORE) -> np.ndarray:
