@@ -198,9 +198,14 @@ def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, ero
     draws between its classes there are meant, and would otherwise correlate (either way)
     with the old content's borders nearby; a class-mean fill of grown eyebrows scored -0.38
     on face/7 without this, though it copies nothing."""
+    return _correlation(source, _ghost_parts(output, changed, erode_px, classes, valid))
+
+
+def _ghost_parts(output: np.ndarray, changed: np.ndarray, erode_px: int, classes: np.ndarray | None,
+                 valid: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(part, measured region, the output's centred high-pass there) for each part ghost_score pools."""
     parts = [changed] if classes is None else [changed & (classes == c) for c in np.unique(classes[changed])]
-    ab = aa = bb = 0.0
-    n = 0
+    out = []
     for part in parts:
         if not erode(part, GHOST_MIN_DEPTH).any():
             continue
@@ -211,9 +216,18 @@ def ghost_score(source: np.ndarray, output: np.ndarray, changed: np.ndarray, ero
             continue
         # Detail relative to the region's own surroundings inside it: a thin region (a tail, a
         # branch) would otherwise take its high-pass from the pixels around it.
-        a = high_pass(source, within=part)[region].astype(np.float64)
         b = high_pass(output, within=part)[region].astype(np.float64)
-        a, b = a - a.mean(), b - b.mean()
+        out.append((part, region, b - b.mean()))
+    return out
+
+
+def _correlation(source: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float | None:
+    """ghost_score's pooled correlation of the source's high-pass with the output's `parts`."""
+    ab = aa = bb = 0.0
+    n = 0
+    for part, region, b in parts:
+        a = high_pass(source, within=part)[region].astype(np.float64)
+        a = a - a.mean()
         ab, aa, bb, n = ab + float((a * b).sum()), aa + float((a * a).sum()), bb + float((b * b).sum()), n + len(a)
     if n == 0:
         return None
@@ -229,15 +243,16 @@ def ghost_chance(source: np.ndarray, output: np.ndarray, changed: np.ndarray, cl
     aligned with a shifted photo). A faint copy peaks at no shift; a score within this level
     is noise. On a region of a few hundred pixels it is 0.1 (face/3's hairline), so there no
     score can be told from 0 more finely than that."""
+    parts = _ghost_parts(output, changed, GHOST_ERODE, classes, valid)
+    if not parts:
+        return None
     scores = []
     for r in GHOST_SHIFTS:
         for k in range(8):
             angle = 2 * math.pi * k / 8
             shift = (round(r * math.sin(angle)), round(r * math.cos(angle)))
-            g = ghost_score(np.roll(source, shift, axis=(0, 1)), output, changed, classes=classes, valid=valid)
-            if g is not None:
-                scores.append(g)
-    return float(np.sqrt(np.mean(np.square(scores)))) if scores else None
+            scores.append(_correlation(np.roll(source, shift, axis=(0, 1)), parts))
+    return float(np.sqrt(np.mean(np.square(scores))))
 
 
 def _clear_of_unchanged(changed_full: np.ndarray, size: tuple[int, int]) -> np.ndarray:
