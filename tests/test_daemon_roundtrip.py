@@ -21,7 +21,7 @@ import pytest
 import zmq
 
 from semantic_analogy.daemon.config import Limits
-from daemon_fixtures import GREEN, H, W, label_map, photo, running_daemon
+from daemon_fixtures import GREEN, H, W, label_map, photo, progress_until, running_daemon
 from semantic_analogy.protocol.client import Client
 from semantic_analogy.protocol.errors import JobFailed, ProtocolError
 from semantic_analogy.protocol.images import RGBAImage
@@ -533,9 +533,7 @@ def test_a_stopping_daemon_still_answers_while_the_job_checkpoints(tmp_path, mon
     monkeypatch.setattr(trainer, "_save_checkpoint", slow_save)
     with running_daemon(tmp_path / "cache", cpu_threads=1) as d, Client(d.endpoint, timeout=5) as c:
         job = c.submit(photo(3), label_map(20), [label_map(30)], {"preset": "tiny", "steps": 5000, "seed": 3})
-        deadline = time.monotonic() + 60
-        while not any(e.kind == "progress" and e.data["stage"] == "train" for e in c.poll(job, timeout=0.5)):
-            assert time.monotonic() < deadline, "the training never started"
+        progress_until(c, job, 1, timeout=60)
         d.stop_event.set()
         while not saving:
             time.sleep(0.05)
@@ -568,9 +566,7 @@ def test_a_client_that_missed_the_shutdown_event_still_gets_it(tmp_path, monkeyp
     monkeypatch.setattr(Daemon, "_send_event", lossy)
     with running_daemon(tmp_path / "cache", cpu_threads=1) as d, Client(d.endpoint, timeout=5) as c:
         job = c.submit(photo(5), label_map(20), [label_map(30)], {"preset": "tiny", "steps": 5000, "seed": 5})
-        deadline = time.monotonic() + 60
-        while not any(e.kind == "progress" and e.data["stage"] == "train" for e in c.poll(job, timeout=0.5)):
-            assert time.monotonic() < deadline, "the training never started"
+        progress_until(c, job, 1, timeout=60)
         d.stop_event.set()
         with pytest.raises(JobFailed) as failed:
             c.wait(job, timeout=30)
