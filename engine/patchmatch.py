@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .errors import Cancelled
 
 class Features(Protocol):
-    """Per-pixel feature maps of one pyramid level (see patch_synthesis.LevelFeatures)."""
+    """Per-pixel feature maps of one pyramid level (see patch_synthesis.LabelFeatures, ColourFeatures)."""
 
     channels: int
 
