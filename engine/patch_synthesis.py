@@ -473,34 +473,48 @@ def _vote(
     agreeing votes give exactly the centre's colour. With `sigma` > 0 a vote's
     weight falls off with its distance from its patch centre (sharper, less
     averaging between disagreeing patches).
+
+    The source and the grid are padded so that no vote needs a bounds check: the
+    source by r pixels of a label no class has (2r + 1 on top), the grid by matches
+    to the padding pixel (r, r), whose whole patch is padding.
     """
     hs, ws = source_shape
     bh, bw = grid.shape
-    flat = grid.reshape(-1)
     r = patch_size // 2
-    out = torch.empty(free.numel(), 3, device=free.device)
+    dev = free.device
+    wsp, bwp = ws + 2 * r, bw + 2 * r
+    img = source.view(hs, ws, 3).permute(2, 0, 1)
+    srcp = F.pad(img, (r, r, 2 * r + 1, r)).permute(1, 2, 0).contiguous().view(-1, 3)  # uint8 stays uint8: memory
+    labp = F.pad(source_labels.view(hs, ws).to(torch.int32), (r, r, 2 * r + 1, r), value=-1).reshape(-1)
+    m = grid.long()
+    padded = (m // ws + 2 * r + 1) * wsp + m % ws + r
+    gridp = _pad_int(padded, r, r * wsp + r).reshape(-1)
+    centre_all = source.index_select(0, grid.reshape(-1).index_select(0, free))
+    out = torch.empty(free.numel(), 3, device=dev)
     for s in range(0, free.numel(), chunk):
         e = min(free.numel(), s + chunk)
-        fy, fx, tl = free_y[s:e], free_x[s:e], target_labels[s:e]
-        centre = source.index_select(0, flat[free[s:e]]).float()
+        tl = target_labels[s:e].to(torch.int32)
+        centre = centre_all[s:e].float()
+        base = (free_y[s:e] + r) * bwp + free_x[s:e] + r
         acc = torch.zeros_like(centre)
-        count = torch.zeros(e - s, device=free.device)
+        count = torch.zeros(e - s, device=dev)
         for oy in range(-r, r + 1):
-            py = fy - oy
-            iny = (py >= 0) & (py < bh)
-            py = py.clamp(0, bh - 1)
             for ox in range(-r, r + 1):
                 wgt = math.exp(-(oy * oy + ox * ox) / (2 * sigma * sigma)) if sigma > 0 else 1.0
-                px = fx - ox
-                m = flat[py * bw + px.clamp(0, bw - 1)]
-                sy, sx = m // ws + oy, m % ws + ox
-                ok = iny & (px >= 0) & (px < bw) & (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws)
-                si = sy.clamp(0, hs - 1) * ws + sx.clamp(0, ws - 1)
-                ok &= source_labels.index_select(0, si) == tl
-                okw = ok * wgt
-                acc += (source.index_select(0, si).float() - centre) * okw[:, None]
-                count += okw
+                si = gridp.index_select(0, base - (oy * bwp + ox)) + (oy * wsp + ox)
+                ok = (labp.index_select(0, si) == tl).float()
+                if wgt != 1.0:
+                    ok *= wgt
+                acc += (srcp.index_select(0, si).float() - centre) * ok[:, None]
+                count += ok
         out[s:e] = centre + acc / count[:, None]
+    return out
+
+
+def _pad_int(x: torch.Tensor, r: int, value: int) -> torch.Tensor:
+    """(h, w) integer tensor padded by r on every side with `value`."""
+    out = torch.full((x.shape[0] + 2 * r, x.shape[1] + 2 * r), value, dtype=x.dtype, device=x.device)
+    out[r:-r or None, r:-r or None] = x
     return out
 
 
