@@ -239,3 +239,34 @@ def test_cuda_matches_the_contract():
     out = synthesize(src, src_lab, tgt_lab, device="cuda", seed=1)
     assert_colours_from_own_class(out, src, src_lab, tgt_lab)
     np.testing.assert_array_equal(out, synthesize(src, src_lab, tgt_lab, device="cuda", seed=1))
+
+
+@pytest.mark.parametrize("patch_size", [1, 3, 7])
+def test_the_vote_is_the_mean_of_the_same_class_pixels_of_the_matched_patches(patch_size):
+    # The padded, vectorised vote against the definition, pixel by pixel, on matches that reach
+    # every border of the source and of the box, with classes mixed so that some votes are refused.
+    from semantic_analogy.engine.patch_synthesis import _vote
+
+    gen = torch.Generator().manual_seed(1)
+    hs, ws, bh, bw = 9, 11, 6, 7
+    source = torch.randint(0, 256, (hs * ws, 3), generator=gen, dtype=torch.uint8)
+    src_lab = torch.randint(0, 2, (hs * ws,), generator=gen, dtype=torch.uint8)
+    grid = torch.randint(0, hs * ws, (bh, bw), generator=gen)
+    grid[0, 0], grid[-1, -1] = 0, hs * ws - 1  # the source's corners
+    free = torch.tensor([0, 3, 8, 20, 24, bh * bw - 1])
+    fy, fx = free // bw, free % bw
+    tl = src_lab[grid.reshape(-1)[free]]  # each free pixel of its match's class, as the synthesis keeps it
+    got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size)
+    r = patch_size // 2
+    for i, (y, x) in enumerate(zip(fy.tolist(), fx.tolist())):
+        votes = []
+        for oy in range(-r, r + 1):
+            for ox in range(-r, r + 1):
+                py, px = y - oy, x - ox  # the patch centred there covers (y, x) at offset (oy, ox)
+                if not (0 <= py < bh and 0 <= px < bw):
+                    continue
+                m = int(grid[py, px])
+                sy, sx = m // ws + oy, m % ws + ox
+                if 0 <= sy < hs and 0 <= sx < ws and src_lab[sy * ws + sx] == tl[i]:
+                    votes.append(source[sy * ws + sx].float())
+        assert torch.allclose(got[i], torch.stack(votes).mean(0), atol=1e-4)
