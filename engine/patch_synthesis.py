@@ -593,7 +593,7 @@ def synthesize(
     if guide_t is not None and settings.guide_fills:
         guide_t = guide_for_fills(guide_t, levels[-1], num_classes)
 
-    k, r = patch_size, patch_size // 2
+    k = patch_size
     start = time.perf_counter()
     work = [h * w for h, w in sizes]
     prev: dict | None = None
@@ -616,7 +616,7 @@ def synthesize(
             )
     assert prev is not None
     out = src_np.copy()
-    delta, (y0, x0, y1, x1), free = prev["delta"], prev["box"], prev["free"]
+    delta, (y0, x0, _, x1), free = prev["delta"], prev["box"], prev["free"]
     bw = x1 - x0
     fy, fx = (free // bw + y0).cpu().numpy(), (free % bw + x0).cpu().numpy()
     values = levels[-1].src_img.reshape(-1, 3).index_select(0, (free // bw + y0) * shape[1] + free % bw + x0).float()

@@ -75,7 +75,6 @@ def reset_peak() -> None:
 
 def measure(case: dict) -> dict:
     """Run one case in this process; returns its timings."""
-    import numpy as np
     import torch
     from PIL import Image
 
