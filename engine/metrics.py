@@ -1,7 +1,9 @@
 """Quality measures for a result, computed from (I, P, P', I') alone.
 
 - patch distance: mean distance of the output's patches to their nearest source patch
-  of the same class (lower: the output is made of the source's own textures);
+  of the same class (lower: the output is made of the source's own textures), in CIELAB
+  colour-difference units (the RMS over the patch of each pixel's Delta E 1976): one unit is
+  about the smallest colour step a viewer notices, in dark and light regions alike;
 - semantic alignment: pixel accuracy and mIoU of P' against a segmentation of the
   output by a small per-pixel classifier fit on (I, P) only (not the engine's S, so the
   engine cannot grade itself). The segmentation is open-set: a pixel whose features are
@@ -78,14 +80,30 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float 
     return PSNR_IDENTICAL if mse == 0 else min(PSNR_IDENTICAL, 10 * math.log10(255.0**2 / mse))
 
 
+def srgb_to_lab(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) 8-bit sRGB -> (H, W, 3) float32 CIELAB (D65 white): L* 0..100, a*, b* about -128..127."""
+    x = image[..., :3].astype(np.float64) / 255
+    x = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    xyz = x @ _SRGB_TO_XYZ.T / _D65
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    lab = np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    return lab.astype(np.float32)
+
+
+_SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_D65 = np.array([0.95047, 1.0, 1.08883])
+
+
 def _patches(image: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    """(H*W, 3*P*P) CIELAB patches around every pixel (reflected at the borders)."""
+    t = torch.from_numpy(srgb_to_lab(image)).permute(2, 0, 1)[None]
     p = PATCH // 2
-    return F.unfold(F.pad(t, (p, p, p, p), mode="reflect"), PATCH)[0].t()  # (H*W, 3*P*P)
+    return F.unfold(F.pad(t, (p, p, p, p), mode="reflect"), PATCH)[0].t()
 
 
 def patch_distance(source: np.ndarray, src_index: np.ndarray, output: np.ndarray, tgt_index: np.ndarray, region: np.ndarray) -> float | None:
-    """Mean RMS distance (0..1 scale) of output patches in `region` to the nearest same-class source patch."""
+    """Mean distance of output patches in `region` to the nearest same-class source patch, in
+    CIELAB Delta E units: per patch, the root mean square of its pixels' colour differences."""
     where = np.flatnonzero(region.reshape(-1))
     if len(where) == 0:
         return None
@@ -98,10 +116,14 @@ def patch_distance(source: np.ndarray, src_index: np.ndarray, output: np.ndarray
         qc = q[start : start + 256]
         d = (qc * qc).sum(1, keepdim=True) + s_sq[None] - 2 * qc @ s.t()
         d = d.masked_fill(q_cls[start : start + 256, None] != s_cls[None], math.inf)
-        dists.append(d.min(1).values)
+        best, nearest = d.min(1)
+        # The expansion above loses a few units to float32 cancellation at Lab's magnitudes:
+        # the chosen patch's distance is computed again directly (0 for an exact copy).
+        exact = ((qc.double() - s[nearest].double()) ** 2).sum(1)
+        dists.append(torch.where(torch.isfinite(best), exact, math.inf))
     d = torch.cat(dists)
-    d = d[torch.isfinite(d)].clamp_min(0)
-    return float(torch.sqrt(d / q.shape[1]).mean()) if len(d) else None
+    d = d[torch.isfinite(d)]
+    return float(torch.sqrt(d / (PATCH * PATCH)).mean()) if len(d) else None
 
 
 def local_contrast(image: np.ndarray, mask: np.ndarray | None = None, size: int = PATCH) -> np.ndarray:

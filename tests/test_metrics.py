@@ -5,7 +5,7 @@ import pytest
 
 from semantic_analogy.engine.metrics import (
     PSNR_IDENTICAL, UNRECOGNISED, alignment, evaluate, fit_pixel_classifier, local_contrast, mean_colour_baseline,
-    patch_distance, psnr, segment, texture_contrast,
+    patch_distance, psnr, segment, srgb_to_lab, texture_contrast,
 )
 
 
@@ -105,3 +105,16 @@ def test_unrecognised_pixels_count_as_wrong_but_are_no_class_of_their_own():
     a = alignment(pred, truth, region)
     assert a["pixel_accuracy"] == 0.75
     assert a["miou"] == 0.75  # class 0: 1/2, class 1: 2/2; no IoU term for "unrecognised"
+
+
+def test_patch_distance_is_in_cielab_delta_e_units():
+    # Reference values of the CIELAB conversion (D65): sRGB red and a mid grey of L* 50.
+    assert srgb_to_lab(np.array([[[255, 0, 0]]], np.uint8))[0, 0] == pytest.approx([53.24, 80.09, 67.20], abs=0.05)
+    assert srgb_to_lab(np.array([[[119, 119, 119]]], np.uint8))[0, 0] == pytest.approx([50.03, 0, 0], abs=0.05)
+    white = np.full((24, 24, 3), 255, np.uint8)
+    grey = np.full((24, 24, 3), 119, np.uint8)
+    idx = np.zeros((24, 24), np.int64)
+    region = np.ones((24, 24), bool)
+    # Every output patch is grey, every source patch white: Delta E 100 - 50.03 per pixel.
+    assert patch_distance(white, idx, grey, idx, region) == pytest.approx(49.97, abs=0.05)
+    assert patch_distance(white, idx, white, idx, region) == 0
