@@ -123,6 +123,27 @@ def test_a_small_guide_is_resampled():
     assert_colours_from_own_class(out, img, labels, tgt)
 
 
+def test_levels_over_the_pixel_budget_take_fewer_passes(monkeypatch):
+    """Levels of more than `large_pixels` pixels take `large_passes` search-and-vote passes."""
+    import semantic_analogy.engine.patch_synthesis as ps
+
+    calls: list[tuple[int, int]] = []
+    real = ps.patchmatch
+
+    def counting(search, nnf, *args, **kwargs):
+        calls.append(search.source_shape)
+        return real(search, nnf, *args, **kwargs)
+
+    monkeypatch.setattr(ps, "patchmatch", counting)
+    labels = layout(64, 64, 0.3, 0.5, 0.25)
+    target = layout(64, 64, 0.7, 0.5, 0.25)
+    img = painted(labels, 3)
+    synthesize(img, labels, target, settings=PatchSettings(coarsest=16, large_pixels=32 * 32))
+    per_level = {shape: calls.count(shape) for shape in dict.fromkeys(calls)}
+    st = PatchSettings()
+    assert per_level == {(16, 16): st.coarse_passes, (32, 32): st.fine_passes, (64, 64): st.large_passes}
+
+
 def test_same_seed_same_result_other_seed_other_result():
     src_lab = layout(48, 64, 0.3, 0.4, 0.6)
     tgt_lab = layout(48, 64, 0.6, 0.5, 0.4)
@@ -175,6 +196,8 @@ def test_bad_input_is_explained():
         synthesize(img, labels, labels, patch_size=6)
     with pytest.raises(EngineError, match="mask"):
         synthesize(img, labels, labels, mask=np.ones((8, 8), bool))
+    with pytest.raises(EngineError, match="large_passes must be at least 1"):
+        synthesize(img, labels, labels, settings=PatchSettings(large_passes=0))
 
 
 def test_pyramid_and_helpers():
@@ -270,3 +293,27 @@ def test_the_vote_is_the_mean_of_the_same_class_pixels_of_the_matched_patches(pa
                 if 0 <= sy < hs and 0 <= sx < ws and src_lab[sy * ws + sx] == tl[i]:
                     votes.append(source[sy * ws + sx].float())
         assert torch.allclose(got[i], torch.stack(votes).mean(0), atol=1e-4)
+
+
+@pytest.mark.parametrize("n, dims", [(588, 8), (147, 16), (20, 16)])
+def test_principal_axes_span_the_exact_leading_subspace(n, dims):
+    """The randomised solver (large problems) and the exact one (small) both give the leading
+    principal axes: orthonormal, strongest first, spanning what the full eigendecomposition spans."""
+    from semantic_analogy.engine.patchmatch import principal_axes
+
+    gen = torch.Generator().manual_seed(0)
+    # Rows with a decaying spectrum, as patches of a photo or of label maps have.
+    scales = 0.8 ** torch.arange(n, dtype=torch.float32)
+    x = torch.randn(4096, n, generator=gen) * scales
+    x = x @ torch.linalg.qr(torch.randn(n, n, generator=gen)).Q  # axes not along the coordinates
+    x = x - x.mean(0, keepdim=True)
+    axes = principal_axes(x, dims, gen).double()
+    assert axes.shape == (dims, n)
+    assert torch.allclose(axes @ axes.T, torch.eye(dims, dtype=torch.float64), atol=1e-6)
+    exact = torch.linalg.eigh((x.T @ x).double())[1][:, -dims:].flip(1).T
+    # The two subspaces coincide: the exact axes lie within the found ones.
+    captured = (exact @ axes.T).pow(2).sum(1)
+    assert captured.min() > 0.99
+    # Strongest first: the variance along each axis falls.
+    var = (x.double() @ axes.T).var(0)
+    assert bool((var[:-1] >= var[1:] * 0.999).all())
