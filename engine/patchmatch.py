@@ -85,11 +85,13 @@ def principal_axes(x: torch.Tensor, dims: int, generator: torch.Generator, overs
                    power_iterations: int = 2, exact_up_to: int = 256) -> torch.Tensor:
     """(dims, n) the leading principal axes of the centred rows of `x` (m, n), strongest first.
 
-    By randomised subspace iteration (Halko, Martinsson & Tropp 2011): the covariance is
-    applied to a few random directions as x.T @ (x @ q), never formed. With many classes a
-    label patch has hundreds of numbers (the face's 12 x 49), and forming and diagonalising
-    its covariance at every pass took 40% of the synthesis; this takes a fifth of that. A
-    small problem is solved exactly. The small eigenproblems run on the CPU in float64.
+    Over `exact_up_to` numbers by randomised subspace iteration (Halko, Martinsson & Tropp
+    2011): the covariance is applied to a few random directions as x.T @ (x @ q), never
+    formed. With many classes a label patch has hundreds of numbers (the face's 12 x 49),
+    and forming and diagonalising that covariance took 40% of the face's synthesis. Smaller
+    problems (colour patches, a few classes) are solved exactly, as before: there the
+    randomised axes changed the thin-structure targets' results for the worse. The
+    eigenproblems run on the CPU in float64: the same axes on every device.
     """
     n = x.shape[1]
     q = min(n, dims + oversample)
