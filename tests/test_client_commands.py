@@ -115,16 +115,23 @@ def test_watch_follows_a_job_and_stopping_it_does_not_cancel_the_job(daemon, tmp
         job = c.submit(photo(3), label_map(20), [label_map(30)], {"preset": "tiny", "steps": 80, "seed": 3},
                        method="gan")
         log = tmp_path / "watch.err"
-        with open(log, "w") as err_file:
-            w = subprocess.Popen([sys.executable, "-m", "semantic_analogy", "watch", job, "--address",
-                                  daemon.endpoint], stdout=subprocess.PIPE, stderr=err_file, text=True, env=ENV)
-            deadline = time.monotonic() + 60
-            # Interrupt only once the watcher shows training progress: a first start in a fresh
-            # checkout (compiling its modules) can take longer than the job's first seconds.
-            while "training" not in log.read_text() and w.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-            w.send_signal(signal.SIGINT)
-            out, _ = w.communicate(timeout=30)
+        # The watcher gets Ctrl-C at its default, as from a terminal: run from a shell's background
+        # job (nohup, some CI runners) this process inherits SIGINT ignored, and Python then never
+        # raises KeyboardInterrupt in the watcher. A handler set here resets to the default at exec.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            with open(log, "w") as err_file:
+                w = subprocess.Popen([sys.executable, "-m", "semantic_analogy", "watch", job, "--address",
+                                      daemon.endpoint], stdout=subprocess.PIPE, stderr=err_file, text=True, env=ENV)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        deadline = time.monotonic() + 60
+        # Interrupt only once the watcher shows training progress: a first start in a fresh
+        # checkout (compiling its modules) can take longer than the job's first seconds.
+        while "training" not in log.read_text() and w.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        w.send_signal(signal.SIGINT)
+        w.communicate(timeout=30)
         err = log.read_text()
         assert w.returncode == 130, err
         assert f"stopped watching; job {job} goes on in the daemon" in err and "Traceback" not in err
