@@ -64,7 +64,7 @@ class PatchSettings:
     position_weight: float = 1e-3  # pull towards the same place: breaks ties in flat label regions
     coarse_passes: int = 3  # search + vote passes at the coarsest level
     # Search + vote passes at every finer level: each brings the patches nearer the photo's own
-    # (4 instead of 2: 0.07 Delta E nearer, texture contrast 0.87 -> 0.92; BENCHMARKS.md).
+    # (4 instead of 2: 0.07 Delta E nearer, texture contrast median 0.87 -> 0.91; BENCHMARKS.md).
     fine_passes: int = 4
     # Levels with more pixels than this take `large_passes`: a pass costs in proportion to a
     # level's pixels, and by then the layout and most of the texture are settled.
