@@ -734,9 +734,9 @@ def _synthesize_level(
     src_labels = LabelFeatures(lv.src_lab, num_classes, src_dist, reach, st.label_weight, st.boundary_weight)
     tgt_labels = LabelFeatures(lv.tgt_lab, num_classes, tgt_dist, reach, st.label_weight, st.boundary_weight)
     label_parts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    # The source's colour side is the same on every sharp pass of a finer level: its projection
-    # and keys are fitted once there (the target's side, the estimate, changes with each vote).
-    colour_keys: dict[tuple[bool, float], tuple[torch.Tensor, torch.Tensor]] = {}
+    # The source's colour side (and its weight) is the same on every sharp pass of a finer level:
+    # its projection and keys are fitted once there (the estimate's side changes with each vote).
+    sharp_colour: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def label_descriptors(dims: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Source keys and free-pixel queries of the label part, computed once per finer level.
@@ -783,12 +783,14 @@ def _synthesize_level(
         keys, query = label_descriptors(max(1, st.descriptor_dims - dc) if cw else st.descriptor_dims)
         if cw:
             src_feat, tgt_feat = ColourFeatures(src_colour, cw), ColourFeatures(tgt_colour, cw)
-            proj, src_keys = colour_keys.get((blurred, cw), (None, None))
-            if proj is None:
+            reuse = li > 0 and not blurred  # as for the labels, the coarsest level fits afresh every pass
+            if reuse and sharp_colour is not None:
+                proj, src_keys = sharp_colour
+            else:
                 proj = pca_projection(src_feat, h, w, k, [(0, 3, dc)], gen, dev)
                 src_keys = descriptors(src_feat, proj, h, w, dtype=kdtype)
-                if li > 0:  # as for the labels, the coarsest level fits afresh every pass
-                    colour_keys[(blurred, cw)] = (proj, src_keys)
+                if reuse:
+                    sharp_colour = (proj, src_keys)
             keys = torch.cat([keys, src_keys], 1)
             query = torch.cat([query, descriptors(tgt_feat, proj, h, w, box=box, select=free, dtype=kdtype)], 1)
         search = Search(query, keys, src_lab_flat, tl_free, fy, fx, box, (h, w), st.position_weight)

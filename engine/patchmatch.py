@@ -99,13 +99,11 @@ def principal_axes(x: torch.Tensor, dims: int, generator: torch.Generator, overs
         cov = (x.T @ x) / max(x.shape[0] - 1, 1)
         _, vecs = torch.linalg.eigh(cov.double().cpu())
         return vecs[:, -dims:].flip(1).T.contiguous()
-    omega = torch.randn(n, q, generator=generator, device=x.device, dtype=x.dtype)
-    basis = omega
+    basis = torch.randn(n, q, generator=generator, device=x.device, dtype=x.dtype)
     for _ in range(power_iterations + 1):
         y = (x.T @ (x @ basis)).double().cpu()
         basis = torch.linalg.qr(y).Q.to(device=x.device, dtype=x.dtype)
-    small = basis.T @ (x.T @ (x @ basis))
-    small = small.double().cpu()
+    small = (basis.T @ (x.T @ (x @ basis))).double().cpu()
     _, vecs = torch.linalg.eigh((small + small.T) / 2)
     axes = basis.double().cpu() @ vecs[:, -dims:].flip(1)
     return axes.T.contiguous()
