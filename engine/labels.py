@@ -452,10 +452,11 @@ def _nearest(colours: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.n
     return out_i, out_d
 
 
-def _fill_holes(index: np.ndarray, holes: np.ndarray, num_classes: int) -> None:
+def fill_holes(index: np.ndarray, holes: np.ndarray, num_classes: int) -> None:
     """Give each hole pixel (index == -1 where holes) the most common class among its
-    labelled 8-neighbours, growing inwards; in place.  Holes are few and thin
-    (stray pixels), so this works on their coordinates only."""
+    labelled 8-neighbours, growing inwards; in place.  It works on the holes' coordinates
+    only: cheap for the few thin strays of a painted map (also used to fill a removed
+    object's pixels in scripts/benchmark_edits.py)."""
     h, w = index.shape
     ys, xs = np.nonzero(holes)
     offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
@@ -506,7 +507,7 @@ def _snap(stats: _ColourStats, palette: Palette, what: str, warn: bool = True) -
         if not _thin_and_small(pixels):
             raise LabelError(_stray_region_message(stats, stray, pixels, palette, what))
         index[pixels] = -1
-        _fill_holes(index, pixels, palette.num_classes)
+        fill_holes(index, pixels, palette.num_classes)
         # A handful of pixels (3-class junctions, a brush's stray dab) is not worth a word.
         level = logging.WARNING if warn and pixels.sum() >= _min_count(pixels.size) else logging.DEBUG
         log.log(level, _stray_fill_message(stats, stray, what))

@@ -12,8 +12,8 @@ same class* (the class at the patch centre) under a guide made of
   * the current estimate (the previous level's result, upsampled), vs the
     source blurred the same way (the source itself on later passes),
 
-the matched patches are blended by voting (only source pixels of the output
-pixel's own class may vote) and the result is upsampled to the next level.
+the matched patches are blended by voting (source pixels of the output pixel's
+own class, or along a class border of a neighbouring patch's class) and the result is upsampled to the next level.
 The search is a randomised PatchMatch (engine/patchmatch.py).
 
 With a mask only the masked pixels are synthesised; the pixels around them are
@@ -81,6 +81,10 @@ class PatchSettings:
     # The vote window at those levels: their matches are the coarser level's, upsampled, so
     # neighbours already agree and a wide window only repeats the same votes (5x the time).
     inherit_vote: int = 3
+    # A vote may also come from a pixel of the voting patch's own class (a neighbour's, within
+    # the patch radius): a new class border then takes the soft transition of the photo's borders
+    # instead of a hard cut-out edge (0.2 ΔE nearer on scripts/benchmark_edits.py; BENCHMARKS.md).
+    vote_across_classes: bool = True
     vote_sigma: float = 0.0  # Gaussian fall-off of votes from their patch centre (0: uniform)
     # At levels finer than the guide its weight is scaled by (guide size / level size) ** this: an
     # upscaled guide holds no detail beyond its own resolution, the source patches do.
@@ -471,11 +475,16 @@ def _vote(
     patch_size: int,
     sigma: float = 0.0,
     chunk: int = 1 << 17,
+    across_classes: bool = False,
 ) -> torch.Tensor:
     """Colour (M, 3) of every free pixel: the mean of the matched patches covering it.
 
-    Only source pixels of the output pixel's own class vote, so a colour never
-    crosses a class boundary. Computed as centre + mean(vote - centre) so that
+    A vote counts when its source pixel is of the output pixel's own class or, with
+    `across_classes`, of the class of the voting patch's centre: away from class borders
+    only the pixel's own class votes, so no colour of a class that is not there (a removed
+    object's) comes in; along a border the patches centred on either side blend as the
+    photo's own borders do, where a class-pure vote cut out hard edges that no photo has
+    (a tree painted into a field got a sharp, dark rim). Computed as centre + mean(vote - centre) so that
     agreeing votes give exactly the centre's colour. With `sigma` > 0 a vote's
     weight falls off with its distance from its patch centre (sharper, less
     averaging between disagreeing patches).
@@ -508,7 +517,12 @@ def _vote(
             for ox in range(-r, r + 1):
                 wgt = math.exp(-(oy * oy + ox * ox) / (2 * sigma * sigma)) if sigma > 0 else 1.0
                 si = gridp.index_select(0, base - (oy * bwp + ox)) + (oy * wsp + ox)
-                ok = (labp.index_select(0, si) == tl).float()
+                ls = labp.index_select(0, si)
+                if across_classes:
+                    lq = labp.index_select(0, si - (oy * wsp + ox))
+                    ok = ((ls == tl) | ((ls == lq) & (ls >= 0))).float()
+                else:
+                    ok = (ls == tl).float()
                 if wgt != 1.0:
                     ok *= wgt
                 acc += (srcp.index_select(0, si).float() - centre) * ok[:, None]
@@ -700,7 +714,8 @@ def _synthesize_level(
             grid[free[bad]] = index.draw(tl_free[bad], gen)
 
     def vote(window: int = k) -> torch.Tensor:
-        colours = _vote(grid.view(bh, bw), free, fy, fx, tl_free, full_src, src_lab_flat, (h, w), window, st.vote_sigma)
+        colours = _vote(grid.view(bh, bw), free, fy, fx, tl_free, full_src, src_lab_flat, (h, w), window, st.vote_sigma,
+                        across_classes=st.vote_across_classes)
         centre = full_src.index_select(0, ident).float()
         delta = torch.zeros(bh, bw, 3, device=dev)
         delta.view(-1, 3)[free] = colours - centre

@@ -38,12 +38,25 @@ def painted(labels: np.ndarray, noise: int, seed: int = 0) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
-def assert_colours_from_own_class(out: np.ndarray, src: np.ndarray, src_lab: np.ndarray, tgt_lab: np.ndarray) -> None:
-    """Every output pixel lies within its target class's per-channel colour range in the source."""
-    for c in np.unique(tgt_lab):
+def assert_colours_from_classes_around(out: np.ndarray, src: np.ndarray, src_lab: np.ndarray, tgt_lab: np.ndarray,
+                                       reach: int = 3) -> None:
+    """Every output pixel lies within the per-channel colour range, in the source, of the target
+    classes within `reach` px of it: its own class alone away from class borders (the vote's
+    contract: a patch centred on a neighbour of another class may blend its class in there).
+    With reach 0, every pixel within its own class's range."""
+    h, w = tgt_lab.shape
+    classes = np.unique(tgt_lab)
+    lo = np.full((h, w, 3), 255)
+    hi = np.zeros((h, w, 3), int)
+    for c in classes:
         have = src[src_lab == c].astype(int)
-        got = out[tgt_lab == c].astype(int)
-        assert (got >= have.min(0)).all() and (got <= have.max(0)).all(), f"class {c} got a colour from another class"
+        near = np.pad(tgt_lab == c, reach)
+        near = np.lib.stride_tricks.sliding_window_view(near, (2 * reach + 1, 2 * reach + 1)).any((2, 3))
+        lo[near] = np.minimum(lo[near], have.min(0))
+        hi[near] = np.maximum(hi[near], have.max(0))
+    got = out.astype(int)
+    bad = ((got < lo) | (got > hi)).any(-1)
+    assert not bad.any(), f"{bad.sum()} pixels got a colour of a class not within {reach} px, e.g. at {np.argwhere(bad)[0]}"
 
 
 @pytest.mark.parametrize("noise", [0, 25])
@@ -65,14 +78,20 @@ def test_unchanged_layout_reproduces_a_real_photo_exactly():
 
 
 @pytest.mark.parametrize("search_pixels", [2_000_000, 1_000])  # searched up to the top / top levels only upsampled
-def test_uses_only_source_patches_of_the_same_class(search_pixels):
+@pytest.mark.parametrize("across", [True, False])
+def test_uses_only_source_patches_of_the_same_class(search_pixels, across):
     src_lab = layout(64, 96, 0.3, 0.4, 0.6)
     tgt_lab = layout(64, 96, 0.7, 0.55, 0.35)  # disc moved across the split, split moved
     src = painted(src_lab, 30)
-    out = synthesize(src, src_lab, tgt_lab, seed=1, settings=PatchSettings(search_pixels=search_pixels))
-    assert_colours_from_own_class(out, src, src_lab, tgt_lab)
-    # Not trivially true: where the class changed the colour changed with it.
-    moved = (src_lab == 0) & (tgt_lab == 2)
+    settings = PatchSettings(search_pixels=search_pixels, vote_across_classes=across)
+    out = synthesize(src, src_lab, tgt_lab, seed=1, settings=settings)
+    # Votes across classes come only from patches centred within the patch radius (3 px).
+    assert_colours_from_classes_around(out, src, src_lab, tgt_lab, reach=3 if across else 0)
+    # Not trivially true: where the class changed the colour changed with it (away from the
+    # disc's border, where votes across classes blend in the neighbouring class).
+    moved = (src_lab != 2) & (tgt_lab == 2)
+    if across:
+        moved &= np.lib.stride_tricks.sliding_window_view(np.pad(tgt_lab, 3, mode="edge") == 2, (7, 7)).all((2, 3))
     assert moved.any()
     assert np.abs(out[moved].astype(int) - COLOURS[2]).max() <= 30
 
@@ -85,7 +104,7 @@ def test_outside_the_mask_is_the_source_exactly():
     out = synthesize(src, src_lab, tgt_lab, mask=mask, seed=2)
     np.testing.assert_array_equal(out[~mask], src[~mask])
     assert (out[mask] != src[mask]).any(axis=-1).mean() > 0.9
-    assert_colours_from_own_class(out, src, src_lab, tgt_lab)
+    assert_colours_from_classes_around(out, src, src_lab, tgt_lab)
 
 
 def test_empty_mask_returns_the_source():
@@ -120,7 +139,7 @@ def test_a_small_guide_is_resampled():
     tgt = layout(48, 64, 0.6, 0.5, 0.6)
     guide = np.asarray(Image.fromarray(img).resize((16, 12)))
     out = synthesize(img, labels, tgt, guide=guide, mask=labels != tgt)
-    assert_colours_from_own_class(out, img, labels, tgt)
+    assert_colours_from_classes_around(out, img, labels, tgt)
 
 
 def test_levels_over_the_pixel_budget_take_fewer_passes(monkeypatch):
@@ -260,27 +279,31 @@ def test_cuda_matches_the_contract():
     src = painted(src_lab, 30)
     np.testing.assert_array_equal(synthesize(src, src_lab, src_lab, device="cuda"), src)
     out = synthesize(src, src_lab, tgt_lab, device="cuda", seed=1)
-    assert_colours_from_own_class(out, src, src_lab, tgt_lab)
+    assert_colours_from_classes_around(out, src, src_lab, tgt_lab)
     np.testing.assert_array_equal(out, synthesize(src, src_lab, tgt_lab, device="cuda", seed=1))
 
 
 @pytest.mark.parametrize("patch_size", [1, 3, 7])
-def test_the_vote_is_the_mean_of_the_same_class_pixels_of_the_matched_patches(patch_size):
+@pytest.mark.parametrize("across", [False, True])
+def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch_size, across):
     # The padded, vectorised vote against the definition, pixel by pixel, on matches that reach
-    # every border of the source and of the box, with classes mixed so that some votes are refused.
+    # every border of the source and of the box, with classes mixed so that some votes are refused:
+    # a vote counts when its source pixel is of the output pixel's class or, across classes, of
+    # the class of the voting patch's centre.
     from semantic_analogy.engine.patch_synthesis import _vote
 
     gen = torch.Generator().manual_seed(1)
     hs, ws, bh, bw = 9, 11, 6, 7
     source = torch.randint(0, 256, (hs * ws, 3), generator=gen, dtype=torch.uint8)
-    src_lab = torch.randint(0, 2, (hs * ws,), generator=gen, dtype=torch.uint8)
+    src_lab = torch.randint(0, 3, (hs * ws,), generator=gen, dtype=torch.uint8)
     grid = torch.randint(0, hs * ws, (bh, bw), generator=gen)
     grid[0, 0], grid[-1, -1] = 0, hs * ws - 1  # the source's corners
     free = torch.tensor([0, 3, 8, 20, 24, bh * bw - 1])
     fy, fx = free // bw, free % bw
     tl = src_lab[grid.reshape(-1)[free]]  # each free pixel of its match's class, as the synthesis keeps it
-    got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size)
+    got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size, across_classes=across)
     r = patch_size // 2
+    refused = 0
     for i, (y, x) in enumerate(zip(fy.tolist(), fx.tolist())):
         votes = []
         for oy in range(-r, r + 1):
@@ -290,9 +313,14 @@ def test_the_vote_is_the_mean_of_the_same_class_pixels_of_the_matched_patches(pa
                     continue
                 m = int(grid[py, px])
                 sy, sx = m // ws + oy, m % ws + ox
-                if 0 <= sy < hs and 0 <= sx < ws and src_lab[sy * ws + sx] == tl[i]:
+                if not (0 <= sy < hs and 0 <= sx < ws):
+                    continue
+                if src_lab[sy * ws + sx] == tl[i] or (across and src_lab[sy * ws + sx] == src_lab[m]):
                     votes.append(source[sy * ws + sx].float())
+                else:
+                    refused += 1
         assert torch.allclose(got[i], torch.stack(votes).mean(0), atol=1e-4)
+    assert refused > 0 or patch_size == 1
 
 
 @pytest.mark.parametrize("n, dims", [(588, 8), (147, 16), (20, 16)])
