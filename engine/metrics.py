@@ -185,7 +185,7 @@ def high_pass(image: np.ndarray, sigma: float = GHOST_SIGMA, within: np.ndarray 
     """(H, W) float: luminance (Rec. 601, 0..1) minus its Gaussian blur; with `within`, the
     blur averages only pixels inside it (normalised convolution), so that what lies around
     a thin region does not make up its detail."""
-    t = torch.from_numpy(np.ascontiguousarray(image[..., :3])).float().div_(255)
+    t = torch.tensor(image[..., :3], dtype=torch.float32).div_(255)  # a copy: the image may be read-only
     lum = (t @ torch.tensor([0.299, 0.587, 0.114]))[None, None]
     if within is None:
         return (lum - _gaussian_blur(lum, sigma))[0, 0].numpy()
