@@ -1,7 +1,7 @@
 """Edits of the kinds painters make, generated at random: `patch` (and Ebsynth) on each.
 
     .venv/bin/python scripts/benchmark_edits.py [--ebsynth /path/to/ebsynth/bin/ebsynth] \
-        [--seeds 0 1] [--settings '{"vote_across_classes": false}'] [--patch-size 7] [--out out/edits]
+        [--seeds 0 1] [--settings '{"border_blend": 0}'] [--patch-size 7] [--out out/edits]
 
 Our hand-made targets (examples/*/cond) are 17 edits, most of them removals and moves; held-out
 checks found `patch` ~1 CIELAB unit farther than Ebsynth from the photo's own patches where ours

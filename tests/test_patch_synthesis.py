@@ -78,20 +78,21 @@ def test_unchanged_layout_reproduces_a_real_photo_exactly():
 
 
 @pytest.mark.parametrize("search_pixels", [2_000_000, 1_000])  # searched up to the top / top levels only upsampled
-@pytest.mark.parametrize("across", [True, False])
-def test_uses_only_source_patches_of_the_same_class(search_pixels, across):
+@pytest.mark.parametrize("blend", [1, 3, 0])
+def test_uses_only_source_patches_of_the_same_class(search_pixels, blend):
     src_lab = layout(64, 96, 0.3, 0.4, 0.6)
     tgt_lab = layout(64, 96, 0.7, 0.55, 0.35)  # disc moved across the split, split moved
     src = painted(src_lab, 30)
-    settings = PatchSettings(search_pixels=search_pixels, vote_across_classes=across)
+    settings = PatchSettings(search_pixels=search_pixels, border_blend=blend)
     out = synthesize(src, src_lab, tgt_lab, seed=1, settings=settings)
-    # Votes across classes come only from patches centred within the patch radius (3 px).
-    assert_colours_from_classes_around(out, src, src_lab, tgt_lab, reach=3 if across else 0)
+    # Votes across classes come only from patches centred within `blend` px.
+    assert_colours_from_classes_around(out, src, src_lab, tgt_lab, reach=blend)
     # Not trivially true: where the class changed the colour changed with it (away from the
     # disc's border, where votes across classes blend in the neighbouring class).
     moved = (src_lab != 2) & (tgt_lab == 2)
-    if across:
-        moved &= np.lib.stride_tricks.sliding_window_view(np.pad(tgt_lab, 3, mode="edge") == 2, (7, 7)).all((2, 3))
+    if blend:
+        window = 2 * blend + 1
+        moved &= np.lib.stride_tricks.sliding_window_view(np.pad(tgt_lab, blend, mode="edge") == 2, (window, window)).all((2, 3))
     assert moved.any()
     assert np.abs(out[moved].astype(int) - COLOURS[2]).max() <= 30
 
@@ -284,12 +285,12 @@ def test_cuda_matches_the_contract():
 
 
 @pytest.mark.parametrize("patch_size", [1, 3, 7])
-@pytest.mark.parametrize("across", [False, True])
-def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch_size, across):
+@pytest.mark.parametrize("blend", [0, 1, 3])
+def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch_size, blend):
     # The padded, vectorised vote against the definition, pixel by pixel, on matches that reach
     # every border of the source and of the box, with classes mixed so that some votes are refused:
-    # a vote counts when its source pixel is of the output pixel's class or, across classes, of
-    # the class of the voting patch's centre.
+    # a vote counts when its source pixel is of the output pixel's class or, from a patch
+    # centred at most `blend` px away, of the class of that patch's centre.
     from semantic_analogy.engine.patch_synthesis import _vote
 
     gen = torch.Generator().manual_seed(1)
@@ -301,7 +302,7 @@ def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch
     free = torch.tensor([0, 3, 8, 20, 24, bh * bw - 1])
     fy, fx = free // bw, free % bw
     tl = src_lab[grid.reshape(-1)[free]]  # each free pixel of its match's class, as the synthesis keeps it
-    got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size, across_classes=across)
+    got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size, blend=blend)
     r = patch_size // 2
     refused = 0
     for i, (y, x) in enumerate(zip(fy.tolist(), fx.tolist())):
@@ -315,7 +316,7 @@ def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch
                 sy, sx = m // ws + oy, m % ws + ox
                 if not (0 <= sy < hs and 0 <= sx < ws):
                     continue
-                if src_lab[sy * ws + sx] == tl[i] or (across and src_lab[sy * ws + sx] == src_lab[m]):
+                if src_lab[sy * ws + sx] == tl[i] or (max(abs(oy), abs(ox)) <= blend and src_lab[sy * ws + sx] == src_lab[m]):
                     votes.append(source[sy * ws + sx].float())
                 else:
                     refused += 1
