@@ -13,7 +13,8 @@ same class* (the class at the patch centre) under a guide made of
     source blurred the same way (the source itself on later passes),
 
 the matched patches are blended by voting (source pixels of the output pixel's
-own class, or right at a class border of a neighbouring patch's class) and the result is upsampled to the next level.
+own class, or right at a class border of a neighbouring patch's class) and the
+result is upsampled to the next level.
 The search is a randomised PatchMatch (engine/patchmatch.py).
 
 With a mask only the masked pixels are synthesised; the pixels around them are
@@ -104,6 +105,8 @@ class PatchSettings:
             raise EngineError(f"the pyramid ratio must be above 1, got {self.ratio}")
         if self.descriptor_dims < 1 or min(self.coarse_passes, self.fine_passes, self.large_passes) < 1:
             raise EngineError("descriptor_dims, coarse_passes, fine_passes and large_passes must be at least 1")
+        if self.border_blend < 0:
+            raise EngineError(f"border_blend is a distance in pixels, 0 or more; got {self.border_blend}")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -483,11 +486,11 @@ def _vote(
 
     A vote counts when its source pixel is of the output pixel's own class or, from a
     patch centred at most `blend` pixels away, of that patch's centre's class: away from
-    class borders only the pixel's own class votes, so no colour of a class that is not there (a removed
-    object's) comes in; along a border the patches centred on either side blend as the
-    photo's own borders do, where a class-pure vote cut out hard edges that no photo has
-    (a tree painted into a field got a sharp, dark rim). Computed as centre + mean(vote - centre) so that
-    agreeing votes give exactly the centre's colour. With `sigma` > 0 a vote's
+    class borders only the pixel's own class votes, so no colour of a class that is not
+    there (a removed object's) comes in; along a border the patches centred on either side
+    blend as the photo's own borders do, where a class-pure vote cut out hard edges that
+    no photo has (a tree painted into a field got a sharp, dark rim). Computed as
+    centre + mean(vote - centre) so that agreeing votes give exactly the centre's colour. With `sigma` > 0 a vote's
     weight falls off with its distance from its patch centre (sharper, less
     averaging between disagreeing patches).
 

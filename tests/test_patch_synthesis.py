@@ -218,6 +218,8 @@ def test_bad_input_is_explained():
         synthesize(img, labels, labels, mask=np.ones((8, 8), bool))
     with pytest.raises(EngineError, match="large_passes must be at least 1"):
         synthesize(img, labels, labels, settings=PatchSettings(large_passes=0))
+    with pytest.raises(EngineError, match="border_blend is a distance in pixels, 0 or more; got -1"):
+        synthesize(img, labels, labels, settings=PatchSettings(border_blend=-1))
 
 
 def test_pyramid_and_helpers():
