@@ -490,9 +490,9 @@ def _vote(
     there (a removed object's) comes in; along a border the patches centred on either side
     blend as the photo's own borders do, where a class-pure vote cut out hard edges that
     no photo has (a tree painted into a field got a sharp, dark rim). Computed as
-    centre + mean(vote - centre) so that agreeing votes give exactly the centre's colour. With `sigma` > 0 a vote's
-    weight falls off with its distance from its patch centre (sharper, less
-    averaging between disagreeing patches).
+    centre + mean(vote - centre) so that agreeing votes give exactly the centre's colour.
+    With `sigma` > 0 a vote's weight falls off with its distance from its patch centre
+    (sharper, less averaging between disagreeing patches).
 
     The source and the grid are padded so that no vote needs a bounds check: the
     source by r pixels of a label no class has (2r + 1 on top), the grid by matches
@@ -521,10 +521,11 @@ def _vote(
         for oy in range(-r, r + 1):
             for ox in range(-r, r + 1):
                 wgt = math.exp(-(oy * oy + ox * ox) / (2 * sigma * sigma)) if sigma > 0 else 1.0
-                si = gridp.index_select(0, base - (oy * bwp + ox)) + (oy * wsp + ox)
+                match = gridp.index_select(0, base - (oy * bwp + ox))  # the voting patch's centre
+                si = match + (oy * wsp + ox)
                 ls = labp.index_select(0, si)
                 if blend and max(abs(oy), abs(ox)) <= blend:
-                    lq = labp.index_select(0, si - (oy * wsp + ox))
+                    lq = labp.index_select(0, match)
                     ok = ((ls == tl) | ((ls == lq) & (ls >= 0))).float()
                 else:
                     ok = (ls == tl).float()

@@ -136,8 +136,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict[str, list]] = {}  # method -> case -> (distance, ghost)
     seconds = {"patch": 0.0, "ebsynth": 0.0}
+    edits = cases(args.cases_seed)
+    kind_of = {case["case"]: case["kind"] for case in edits}
     with tempfile.TemporaryDirectory() as tmp:
-        for case in cases(args.cases_seed):
+        for case in edits:
             Image.fromarray(case["target"]).save(args.out / f"{case['case']}_target.png")
             mask = synthesis_mask(case["index"], case["target_index"])
             for seed in args.seeds:
@@ -157,7 +159,7 @@ def main() -> None:
             print(case["case"], "  ".join(f"{m} {v:.3f}" for m, v in d.items()), flush=True)
 
     def mean(method: str, kind: str | None, part: int) -> float:
-        vals = [v[part] for c, r in rows[method].items() if kind is None or c.split("_")[1].startswith(kind)
+        vals = [v[part] for c, r in rows[method].items() if kind in (None, kind_of[c])
                 for v in r if v[part] is not None]
         return float(np.mean(np.abs(vals))) if vals else float("nan")
 

@@ -38,6 +38,12 @@ def painted(labels: np.ndarray, noise: int, seed: int = 0) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
+def near(mask: np.ndarray, reach: int) -> np.ndarray:
+    """(H, W) bool: pixels within `reach` px (chessboard) of `mask`."""
+    window = 2 * reach + 1
+    return np.lib.stride_tricks.sliding_window_view(np.pad(mask, reach), (window, window)).any((2, 3))
+
+
 def assert_colours_from_classes_around(out: np.ndarray, src: np.ndarray, src_lab: np.ndarray, tgt_lab: np.ndarray,
                                        reach: int = 3) -> None:
     """Every output pixel lies within the per-channel colour range, in the source, of the target
@@ -50,10 +56,9 @@ def assert_colours_from_classes_around(out: np.ndarray, src: np.ndarray, src_lab
     hi = np.zeros((h, w, 3), int)
     for c in classes:
         have = src[src_lab == c].astype(int)
-        near = np.pad(tgt_lab == c, reach)
-        near = np.lib.stride_tricks.sliding_window_view(near, (2 * reach + 1, 2 * reach + 1)).any((2, 3))
-        lo[near] = np.minimum(lo[near], have.min(0))
-        hi[near] = np.maximum(hi[near], have.max(0))
+        around = near(tgt_lab == c, reach)
+        lo[around] = np.minimum(lo[around], have.min(0))
+        hi[around] = np.maximum(hi[around], have.max(0))
     got = out.astype(int)
     bad = ((got < lo) | (got > hi)).any(-1)
     assert not bad.any(), f"{bad.sum()} pixels got a colour of a class not within {reach} px, e.g. at {np.argwhere(bad)[0]}"
@@ -89,10 +94,7 @@ def test_uses_only_source_patches_of_the_same_class(search_pixels, blend):
     assert_colours_from_classes_around(out, src, src_lab, tgt_lab, reach=blend)
     # Not trivially true: where the class changed the colour changed with it (away from the
     # disc's border, where votes across classes blend in the neighbouring class).
-    moved = (src_lab != 2) & (tgt_lab == 2)
-    if blend:
-        window = 2 * blend + 1
-        moved &= np.lib.stride_tricks.sliding_window_view(np.pad(tgt_lab, blend, mode="edge") == 2, (window, window)).all((2, 3))
+    moved = (src_lab != 2) & (tgt_lab == 2) & ~near(tgt_lab != 2, blend)
     assert moved.any()
     assert np.abs(out[moved].astype(int) - COLOURS[2]).max() <= 30
 
