@@ -46,7 +46,7 @@ from .progress import Progress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PatchSettings", "synthesize"]
+__all__ = ["PatchSettings", "default_patch_size", "synthesize"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ class PatchSettings:
     position_weight: float = 1e-3  # pull towards the same place: breaks ties in flat label regions
     coarse_passes: int = 3  # search + vote passes at the coarsest level
     # Search + vote passes at every finer level: each brings the patches nearer the photo's own
-    # (4 instead of 2: 0.07 Delta E nearer, texture contrast median 0.87 -> 0.91; BENCHMARKS.md).
-    fine_passes: int = 4
+    # (4 instead of 2: 0.07 Delta E nearer, texture contrast median 0.87 -> 0.91; 5 with 5 px
+    # patches, which cost less per pass, in the time 4 took with 7 px ones; BENCHMARKS.md).
+    fine_passes: int = 5
     # Levels with more pixels than this take `large_passes`: a pass costs in proportion to a
     # level's pixels, and by then the layout and most of the texture are settled.
     large_pixels: int = 1 << 17
@@ -76,7 +77,9 @@ class PatchSettings:
     fine_steps: tuple[int, ...] = (2, 1)  # propagation distances at finer levels
     fine_radius: int = 4  # random-search window at finer levels (pixels)
     fine_draws: bool = False  # also offer fresh random matches of the class at finer levels
-    coherence: float = 0.3  # cost discount for matches continuing a neighbour's (see patchmatch)
+    # Cost discount for matches continuing a neighbour's (see patchmatch): 0.6, not 0.3, with
+    # 5 px patches (fewer pixels to keep neighbouring patches consistent; BENCHMARKS.md).
+    coherence: float = 0.6
     fill_weight: float = 0.5  # weight of the smooth colour sketch (vs estimate_weight) that starts `patch` mode
     search_pixels: int = 2_000_000  # finer levels with more pixels inherit their matches without searching
     # The vote window at those levels: their matches are the coarser level's, upsampled, so
@@ -89,6 +92,15 @@ class PatchSettings:
     # painted shape (a 6 px box) stays of its class instead of washing into its surroundings.
     border_blend: int = 1
     vote_sigma: float = 0.0  # Gaussian fall-off of votes from their patch centre (0: uniform)
+    # Mean-shift steps of every vote at the levels finer than the coarsest (0: the plain mean):
+    # each reweights the votes by their closeness to the current estimate (a Gaussian of
+    # `mode_bandwidth` 8-bit colour units), so a pixel takes the colour most of its patches
+    # agree on. Where patches disagree across a zebra's stripe the mean was grey and the stripes
+    # came out soft (0.12 ΔE nearer the photo on scripts/benchmark_edits.py; BENCHMARKS.md).
+    # Not at the coarsest level: there the layout is decided, and a mean keeps smooth regions
+    # smooth (mode-seeking cut a sky's haze into a cloud bank with a hard edge, tree/1).
+    mode_steps: int = 1
+    mode_bandwidth: float = 30.0
     # At levels finer than the guide its weight is scaled by (guide size / level size) ** this: an
     # upscaled guide holds no detail beyond its own resolution, the source patches do.
     guide_falloff: float = 2.0
@@ -105,6 +117,8 @@ class PatchSettings:
             raise EngineError(f"the pyramid ratio must be above 1, got {self.ratio}")
         if self.descriptor_dims < 1 or min(self.coarse_passes, self.fine_passes, self.large_passes) < 1:
             raise EngineError("descriptor_dims, coarse_passes, fine_passes and large_passes must be at least 1")
+        if self.mode_steps < 0 or self.mode_bandwidth <= 0:
+            raise EngineError(f"mode_steps must be 0 or more and mode_bandwidth above 0; got {self.mode_steps}, {self.mode_bandwidth}")
         if self.border_blend < 0:
             raise EngineError(f"border_blend is a distance in pixels, 0 or more; got {self.border_blend}")
 
@@ -481,6 +495,8 @@ def _vote(
     sigma: float = 0.0,
     chunk: int = 1 << 17,
     blend: int = 0,
+    modes: int = 0,
+    bandwidth: float = 30.0,
 ) -> torch.Tensor:
     """Colour (M, 3) of every free pixel: the mean of the matched patches covering it.
 
@@ -492,7 +508,10 @@ def _vote(
     no photo has (a tree painted into a field got a sharp, dark rim). Computed as
     centre + mean(vote - centre) so that agreeing votes give exactly the centre's colour.
     With `sigma` > 0 a vote's weight falls off with its distance from its patch centre
-    (sharper, less averaging between disagreeing patches).
+    (sharper, less averaging between disagreeing patches). Each of `modes` mean-shift steps
+    then weights every vote by exp(-|vote - estimate|^2 / (2 bandwidth^2)) and takes the
+    weighted mean again: the pixel moves towards the colour most of its patches agree on
+    instead of the grey between a stripe's black and white votes.
 
     The source and the grid are padded so that no vote needs a bounds check: the
     source by r pixels of a label no class has (2r + 1 on top), the grid by matches
@@ -518,6 +537,7 @@ def _vote(
         base = (free_y[s:e] + r) * bwp + free_x[s:e] + r
         acc = torch.zeros_like(centre)
         count = torch.zeros(e - s, device=dev)
+        votes: list[tuple[torch.Tensor, torch.Tensor]] = []
         for oy in range(-r, r + 1):
             for ox in range(-r, r + 1):
                 wgt = math.exp(-(oy * oy + ox * ox) / (2 * sigma * sigma)) if sigma > 0 else 1.0
@@ -531,9 +551,22 @@ def _vote(
                     ok = (ls == tl).float()
                 if wgt != 1.0:
                     ok *= wgt
-                acc += (srcp.index_select(0, si).float() - centre) * ok[:, None]
+                v = srcp.index_select(0, si).float() - centre
+                acc += v * ok[:, None]
                 count += ok
-        out[s:e] = centre + acc / count[:, None]
+                if modes:
+                    votes.append((v, ok))
+        mean = acc / count[:, None]
+        if modes:
+            vs = torch.stack([v for v, _ in votes])  # (taps, n, 3)
+            oks = torch.stack([ok for _, ok in votes])  # (taps, n)
+            for _ in range(modes):
+                wv = torch.exp((vs - mean).square_().sum(2).mul_(-0.5 / (bandwidth * bandwidth))).mul_(oks)
+                total = wv.sum(0)
+                shifted = torch.einsum("tn,tnc->nc", wv, vs) / total.clamp(min=1e-12)[:, None]
+                # Every vote far beyond the bandwidth (weights underflow): keep the mean.
+                mean = torch.where(total[:, None] > 1e-12, shifted, mean)
+        out[s:e] = centre + mean
     return out
 
 
@@ -568,6 +601,21 @@ def _bbox(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int]:
     )
 
 
+SMALL_IMAGE = 320  # px, longest side: up to it patches are 5 px wide, above 7
+
+
+def default_patch_size(shape: tuple[int, int]) -> int:
+    """The patch width for an image of `shape` (H, W): 5 px up to SMALL_IMAGE on the longest side, else 7.
+
+    A patch should span one element of a texture and its edges: at 256 px a zebra's
+    stripes are 3-4 px wide, and 7 px patches, spanning two, found fewer good matches
+    where the stripes take a new direction (0.1 ΔE farther from the photo on
+    scripts/benchmark_edits.py); at 572 px 5 px patches see part of one stripe and match
+    it ambiguously (the zebra's targets 0.2 ΔE farther). BENCHMARKS.md has both.
+    """
+    return 5 if max(shape) <= SMALL_IMAGE else 7
+
+
 def synthesize(
     source: np.ndarray,
     source_labels: np.ndarray,
@@ -575,7 +623,7 @@ def synthesize(
     *,
     guide: np.ndarray | None = None,
     mask: np.ndarray | None = None,
-    patch_size: int = 7,
+    patch_size: int | None = None,
     device: str | torch.device = "cpu",
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
@@ -588,14 +636,16 @@ def synthesize(
     (H, W) integer class maps; guide: optional (h, w, 3|4) uint8 image the result
     should look like (any size; resampled to each level), else the labels alone
     guide; mask: optional (H, W) bool, only those pixels are synthesised and every
-    other pixel is the source's own. Deterministic for a seed on a given device.
+    other pixel is the source's own; patch_size: odd, in pixels (default:
+    `default_patch_size`). Deterministic for a seed on a given device.
     Raises Cancelled when `should_stop()` turns true, EngineError/LabelError on
     unusable input.
     """
     settings = settings or PatchSettings()
-    settings.check(patch_size)
     src_np = _rgb(source, "source image")
     shape = src_np.shape[:2]
+    patch_size = default_patch_size(shape) if patch_size is None else patch_size
+    settings.check(patch_size)
     src_lab_np = _index_map(source_labels, "source label map", shape)
     tgt_lab_np = _index_map(target_labels, "target label map", shape)
     guide_np = _rgb(guide, "guide image") if guide is not None else None
@@ -719,9 +769,9 @@ def _synthesize_level(
             index = ClassIndex.build(lv.src_lab, num_classes)
             grid[free[bad]] = index.draw(tl_free[bad], gen)
 
-    def vote(window: int = k) -> torch.Tensor:
+    def vote(window: int = k, modes: int = st.mode_steps if li > 0 else 0) -> torch.Tensor:
         colours = _vote(grid.view(bh, bw), free, fy, fx, tl_free, full_src, src_lab_flat, (h, w), window, st.vote_sigma,
-                        blend=st.border_blend)
+                        blend=st.border_blend, modes=modes, bandwidth=st.mode_bandwidth)
         centre = full_src.index_select(0, ident).float()
         delta = torch.zeros(bh, bw, 3, device=dev)
         delta.view(-1, 3)[free] = colours - centre
@@ -729,8 +779,9 @@ def _synthesize_level(
 
     if prev is not None and h * w > st.search_pixels:
         # Large levels only inherit the matches: the coarser level decided the layout, and
-        # copying full-resolution source pixels along its matches keeps the detail crisp.
-        return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": vote(min(k, st.inherit_vote)),
+        # copying full-resolution source pixels along its matches keeps the detail crisp
+        # (neighbouring votes agree there: no mean-shift steps needed).
+        return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": vote(min(k, st.inherit_vote), 0),
                 "cost": prev["cost"]}
 
     index = index or ClassIndex.build(lv.src_lab, num_classes)

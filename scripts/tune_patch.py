@@ -32,7 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("settings", nargs="?", default="{}", help="PatchSettings fields as a JSON object")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--patch-size", type=int, default=7)
+    ap.add_argument("--patch-size", type=int, default=None, help="default_patch_size unless given")
     ap.add_argument("--examples", nargs="+", default=["zebra", "tree", "face"])
     ap.add_argument("--only", default="", help="comma-separated example/target names, e.g. tree/4,face/7")
     ap.add_argument("--out", type=Path, help="folder for the results (<example>_<target>.png)")

@@ -289,12 +289,13 @@ def test_cuda_matches_the_contract():
 
 
 @pytest.mark.parametrize("patch_size", [1, 3, 7])
-@pytest.mark.parametrize("blend", [0, 1, 3])
-def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch_size, blend):
+@pytest.mark.parametrize("blend, modes", [(0, 0), (1, 0), (3, 0), (1, 1), (0, 2)])
+def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch_size, blend, modes):
     # The padded, vectorised vote against the definition, pixel by pixel, on matches that reach
     # every border of the source and of the box, with classes mixed so that some votes are refused:
     # a vote counts when its source pixel is of the output pixel's class or, from a patch
-    # centred at most `blend` px away, of the class of that patch's centre.
+    # centred at most `blend` px away, of the class of that patch's centre. With `modes`, that
+    # many mean-shift steps follow: votes weighted by a Gaussian of their distance to the estimate.
     from semantic_analogy.engine.patch_synthesis import _vote
 
     gen = torch.Generator().manual_seed(1)
@@ -306,7 +307,9 @@ def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch
     free = torch.tensor([0, 3, 8, 20, 24, bh * bw - 1])
     fy, fx = free // bw, free % bw
     tl = src_lab[grid.reshape(-1)[free]]  # each free pixel of its match's class, as the synthesis keeps it
-    got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size, blend=blend)
+    bandwidth = 60.0
+    got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size, blend=blend, modes=modes,
+                bandwidth=bandwidth)
     r = patch_size // 2
     refused = 0
     for i, (y, x) in enumerate(zip(fy.tolist(), fx.tolist())):
@@ -324,8 +327,45 @@ def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch
                     votes.append(source[sy * ws + sx].float())
                 else:
                     refused += 1
-        assert torch.allclose(got[i], torch.stack(votes).mean(0), atol=1e-4)
+        v = torch.stack(votes).double()
+        want = v.mean(0)
+        for _ in range(modes):
+            w = torch.exp(-((v - want) ** 2).sum(1) / (2 * bandwidth**2))
+            want = (v * w[:, None]).sum(0) / w.sum()
+        assert torch.allclose(got[i].double(), want, atol=1e-3)
     assert refused > 0 or patch_size == 1
+
+
+def test_a_mean_shift_vote_takes_the_colour_most_patches_agree_on():
+    # A pixel covered by 9 patches, 6 matched into a black block and 3 into a white one (a
+    # stripe's two sides): the plain mean is a grey no patch has; one mean-shift step is black.
+    from semantic_analogy.engine.patch_synthesis import _vote
+
+    source = torch.zeros(3, 6, 3, dtype=torch.uint8)
+    source[:, 3:] = 255
+    labels = torch.zeros(3 * 6, dtype=torch.uint8)
+    black, white = 1 * 6 + 1, 1 * 6 + 4  # the blocks' centres
+    grid = torch.full((3, 3), black)
+    grid[0, :] = white  # the three patches above the free pixel vote white
+    free, fy, fx = torch.tensor([4]), torch.tensor([1]), torch.tensor([1])
+    args = (grid, free, fy, fx, torch.zeros(1, dtype=torch.uint8), source.view(-1, 3), labels, (3, 6), 3)
+    assert _vote(*args)[0].tolist() == pytest.approx([85.0] * 3)
+    assert max(_vote(*args, modes=1, bandwidth=30.0)[0].tolist()) < 1.0
+
+
+def test_patches_are_5_px_on_small_images_and_7_above():
+    from semantic_analogy.engine.patch_synthesis import SMALL_IMAGE, default_patch_size
+
+    assert default_patch_size((170, 256)) == default_patch_size((SMALL_IMAGE, 10)) == 5
+    assert default_patch_size((200, SMALL_IMAGE + 1)) == default_patch_size((2000, 3000)) == 7
+
+
+def test_mode_settings_out_of_range_are_clear_errors():
+    img = np.zeros((32, 32, 3), np.uint8)
+    labels = np.zeros((32, 32), np.int64)
+    for bad in ({"mode_steps": -1}, {"mode_bandwidth": 0.0}):
+        with pytest.raises(EngineError, match="mode_steps must be 0 or more and mode_bandwidth above 0"):
+            synthesize(img, labels, labels, settings=PatchSettings(**bad))
 
 
 @pytest.mark.parametrize("n, dims", [(588, 8), (147, 16), (20, 16)])
