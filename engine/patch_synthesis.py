@@ -96,7 +96,7 @@ class PatchSettings:
     # each reweights the votes by their closeness to the current estimate (a Gaussian of
     # `mode_bandwidth` 8-bit colour units), so a pixel takes the colour most of its patches
     # agree on. Where patches disagree across a zebra's stripe the mean was grey and the stripes
-    # came out soft (0.12 ΔE nearer the photo on scripts/benchmark_edits.py; BENCHMARKS.md).
+    # came out soft (~0.1 ΔE nearer the photo on scripts/benchmark_edits.py; BENCHMARKS.md).
     # Not at the coarsest level: there the layout is decided, and a mean keeps smooth regions
     # smooth (mode-seeking cut a sky's haze into a cloud bank with a hard edge, tree/1).
     mode_steps: int = 1
@@ -611,7 +611,7 @@ def default_patch_size(shape: tuple[int, int]) -> int:
     stripes are 3-4 px wide, and 7 px patches, spanning two, found fewer good matches
     where the stripes take a new direction (0.1 ΔE farther from the photo on
     scripts/benchmark_edits.py); at 572 px 5 px patches see part of one stripe and match
-    it ambiguously (the zebra's targets 0.2 ΔE farther). BENCHMARKS.md has both.
+    it ambiguously (the zebra's five targets 0.6 ΔE farther). BENCHMARKS.md has both.
     """
     return 5 if max(shape) <= SMALL_IMAGE else 7
 
