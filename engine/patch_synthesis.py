@@ -530,6 +530,8 @@ def _vote(
     gridp = _pad_int(padded, r, r * wsp + r).reshape(-1)
     centre_all = source.index_select(0, grid.reshape(-1).index_select(0, free))
     out = torch.empty(free.numel(), 3, device=dev)
+    if modes:  # the mean-shift steps hold every vote of a chunk (taps x 16 bytes a pixel)
+        chunk = min(chunk, 1 << 15)
     for s in range(0, free.numel(), chunk):
         e = min(free.numel(), s + chunk)
         tl = target_labels[s:e].to(torch.int32)

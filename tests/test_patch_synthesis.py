@@ -309,7 +309,7 @@ def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch
     tl = src_lab[grid.reshape(-1)[free]]  # each free pixel of its match's class, as the synthesis keeps it
     bandwidth = 60.0
     got = _vote(grid, free, fy, fx, tl, source, src_lab, (hs, ws), patch_size, blend=blend, modes=modes,
-                bandwidth=bandwidth)
+                bandwidth=bandwidth, chunk=4)  # two chunks
     r = patch_size // 2
     refused = 0
     for i, (y, x) in enumerate(zip(fy.tolist(), fx.tolist())):
