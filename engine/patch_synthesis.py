@@ -77,8 +77,9 @@ class PatchSettings:
     fine_steps: tuple[int, ...] = (2, 1)  # propagation distances at finer levels
     fine_radius: int = 4  # random-search window at finer levels (pixels)
     fine_draws: bool = False  # also offer fresh random matches of the class at finer levels
-    # Cost discount for matches continuing a neighbour's (see patchmatch): 0.6, not 0.3, with
-    # 5 px patches (fewer pixels to keep neighbouring patches consistent; BENCHMARKS.md).
+    # Cost discount for matches continuing a neighbour's (see patchmatch): 0.6, not 0.3, keeps
+    # neighbouring 5 px patches continuing each other (0.05 ΔE nearer on the random edits;
+    # with 7 px patches it moved the 17 targets within a seed's spread; BENCHMARKS.md).
     coherence: float = 0.6
     fill_weight: float = 0.5  # weight of the smooth colour sketch (vs estimate_weight) that starts `patch` mode
     search_pixels: int = 2_000_000  # finer levels with more pixels inherit their matches without searching
@@ -783,7 +784,7 @@ def _synthesize_level(
         # Large levels only inherit the matches: the coarser level decided the layout, and
         # copying full-resolution source pixels along its matches keeps the detail crisp
         # (neighbouring votes agree there: no mean-shift steps needed).
-        return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": vote(min(k, st.inherit_vote), 0),
+        return {"grid": grid.view(bh, bw), "box": box, "free": free, "delta": vote(min(k, st.inherit_vote), modes=0),
                 "cost": prev["cost"]}
 
     index = index or ClassIndex.build(lv.src_lab, num_classes)

@@ -222,6 +222,9 @@ def test_bad_input_is_explained():
         synthesize(img, labels, labels, settings=PatchSettings(large_passes=0))
     with pytest.raises(EngineError, match="border_blend is a distance in pixels, 0 or more; got -1"):
         synthesize(img, labels, labels, settings=PatchSettings(border_blend=-1))
+    for bad in ({"mode_steps": -1}, {"mode_bandwidth": 0.0}):
+        with pytest.raises(EngineError, match="mode_steps must be 0 or more and mode_bandwidth above 0"):
+            synthesize(img, labels, labels, settings=PatchSettings(**bad))
 
 
 def test_pyramid_and_helpers():
@@ -358,14 +361,6 @@ def test_patches_are_5_px_on_small_images_and_7_above():
 
     assert default_patch_size((170, 256)) == default_patch_size((SMALL_IMAGE, 10)) == 5
     assert default_patch_size((200, SMALL_IMAGE + 1)) == default_patch_size((2000, 3000)) == 7
-
-
-def test_mode_settings_out_of_range_are_clear_errors():
-    img = np.zeros((32, 32, 3), np.uint8)
-    labels = np.zeros((32, 32), np.int64)
-    for bad in ({"mode_steps": -1}, {"mode_bandwidth": 0.0}):
-        with pytest.raises(EngineError, match="mode_steps must be 0 or more and mode_bandwidth above 0"):
-            synthesize(img, labels, labels, settings=PatchSettings(**bad))
 
 
 @pytest.mark.parametrize("n, dims", [(588, 8), (147, 16), (20, 16)])
