@@ -540,7 +540,10 @@ def _vote(
         base = (free_y[s:e] + r) * bwp + free_x[s:e] + r
         acc = torch.zeros_like(centre)
         count = torch.zeros(e - s, device=dev)
-        votes: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if modes:  # every vote of the chunk, channel-first: the steps below work on contiguous rows
+            vs = torch.empty(3, patch_size * patch_size, e - s, device=dev)
+            oks = torch.empty(patch_size * patch_size, e - s, device=dev)
+        tap = 0
         for oy in range(-r, r + 1):
             for ox in range(-r, r + 1):
                 wgt = math.exp(-(oy * oy + ox * ox) / (2 * sigma * sigma)) if sigma > 0 else 1.0
@@ -558,17 +561,22 @@ def _vote(
                 acc += v * ok[:, None]
                 count += ok
                 if modes:
-                    votes.append((v, ok))
+                    vs[:, tap] = v.t()
+                    oks[tap] = ok
+                tap += 1
         mean = acc / count[:, None]
         if modes:
-            vs = torch.stack([v for v, _ in votes])  # (taps, n, 3)
-            oks = torch.stack([ok for _, ok in votes])  # (taps, n)
+            mc = mean.t()  # (3, n)
             for _ in range(modes):
-                wv = torch.exp((vs - mean).square_().sum(2).mul_(-0.5 / (bandwidth * bandwidth))).mul_(oks)
+                d2 = (vs[0] - mc[0]).square_()
+                d2 += (vs[1] - mc[1]).square_()
+                d2 += (vs[2] - mc[2]).square_()
+                wv = d2.mul_(-0.5 / (bandwidth * bandwidth)).exp_().mul_(oks)
                 total = wv.sum(0)
-                shifted = torch.einsum("tn,tnc->nc", wv, vs) / total.clamp(min=1e-12)[:, None]
+                shifted = torch.stack([(wv * vs[c]).sum(0) for c in range(3)]) / total.clamp(min=1e-12)
                 # Every vote far beyond the bandwidth (weights underflow): keep the mean.
-                mean = torch.where(total[:, None] > 1e-12, shifted, mean)
+                mc = torch.where(total > 1e-12, shifted, mc)
+            mean = mc.t()
         out[s:e] = centre + mean
     return out
 
