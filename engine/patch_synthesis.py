@@ -65,9 +65,10 @@ class PatchSettings:
     position_weight: float = 1e-3  # pull towards the same place: breaks ties in flat label regions
     coarse_passes: int = 3  # search + vote passes at the coarsest level
     # Search + vote passes at every finer level: each brings the patches nearer the photo's own
-    # (4 instead of 2: 0.07 Delta E nearer, texture contrast median 0.87 -> 0.91; 5 with 5 px
-    # patches, which cost less per pass, in the time 4 took with 7 px ones; BENCHMARKS.md).
-    fine_passes: int = 5
+    # (4 instead of 2: 0.07 Delta E nearer, texture contrast median 0.87 -> 0.91; BENCHMARKS.md).
+    # None: 5 with patches up to 5 px, which cost less per pass, 4 with wider ones: with 7 px
+    # patches a fifth pass cost a fifth more time at 572 px for a change within a seed's spread.
+    fine_passes: int | None = None
     # Levels with more pixels than this take `large_passes`: a pass costs in proportion to a
     # level's pixels, and by then the layout and most of the texture are settled.
     large_pixels: int = 1 << 17
@@ -109,6 +110,12 @@ class PatchSettings:
     # colour sketch (see guide_for_fills): a GAN's output there holds ghosts of what was removed.
     guide_fills: bool = True
 
+    def passes_at(self, patch_size: int) -> int:
+        """Search + vote passes at a finer level (not the coarsest, not a large one) for `patch_size` px patches."""
+        if self.fine_passes is not None:
+            return self.fine_passes
+        return 5 if patch_size <= 5 else 4
+
     def check(self, patch_size: int) -> None:
         if patch_size < 3 or patch_size % 2 == 0:
             raise EngineError(f"patch_size must be an odd number of pixels, at least 3; got {patch_size}")
@@ -116,7 +123,7 @@ class PatchSettings:
             raise EngineError(f"the coarsest level ({self.coarsest} px) must be at least one patch ({patch_size} px) wide")
         if self.ratio <= 1:
             raise EngineError(f"the pyramid ratio must be above 1, got {self.ratio}")
-        if self.descriptor_dims < 1 or min(self.coarse_passes, self.fine_passes, self.large_passes) < 1:
+        if self.descriptor_dims < 1 or min(self.coarse_passes, self.passes_at(patch_size), self.large_passes) < 1:
             raise EngineError("descriptor_dims, coarse_passes, fine_passes and large_passes must be at least 1")
         if self.mode_steps < 0 or self.mode_bandwidth <= 0:
             raise EngineError(f"mode_steps must be 0 or more and mode_bandwidth above 0; got {self.mode_steps}, {self.mode_bandwidth}")
@@ -800,7 +807,7 @@ def _synthesize_level(
     src_dist = boundary_distance(lv.src_lab, reach)
     tgt_dist = boundary_distance(lv.tgt_lab, reach)
     same = src_lab_flat[ident] == tl_free
-    passes = st.coarse_passes if li == 0 else st.fine_passes if h * w <= st.large_pixels else st.large_passes
+    passes = st.coarse_passes if li == 0 else st.passes_at(k) if h * w <= st.large_pixels else st.large_passes
     delta = torch.zeros(bh, bw, 3, device=dev)
     # A guide with an alpha channel (guide_for_fills) gives way to the estimate where alpha < 1.
     partial = guide is not None and guide.shape[-1] == 4

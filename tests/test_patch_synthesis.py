@@ -145,8 +145,10 @@ def test_a_small_guide_is_resampled():
     assert_colours_from_classes_around(out, img, labels, tgt)
 
 
-def test_levels_over_the_pixel_budget_take_fewer_passes(monkeypatch):
-    """Levels of more than `large_pixels` pixels take `large_passes` search-and-vote passes."""
+@pytest.mark.parametrize("patch_size, fine", [(5, 5), (7, 4)])
+def test_levels_over_the_pixel_budget_take_fewer_passes(monkeypatch, patch_size, fine):
+    """Levels of more than `large_pixels` pixels take `large_passes` search-and-vote passes; the
+    finer ones below it 5 with 5 px patches, 4 with 7 px ones (a pass costs more)."""
     import semantic_analogy.engine.patch_synthesis as ps
 
     calls: list[tuple[int, int]] = []
@@ -160,10 +162,11 @@ def test_levels_over_the_pixel_budget_take_fewer_passes(monkeypatch):
     labels = layout(64, 64, 0.3, 0.5, 0.25)
     target = layout(64, 64, 0.7, 0.5, 0.25)
     img = painted(labels, 3)
-    synthesize(img, labels, target, settings=PatchSettings(coarsest=16, large_pixels=32 * 32))
+    synthesize(img, labels, target, settings=PatchSettings(coarsest=16, large_pixels=32 * 32), patch_size=patch_size)
     per_level = {shape: calls.count(shape) for shape in dict.fromkeys(calls)}
     st = PatchSettings()
-    assert per_level == {(16, 16): st.coarse_passes, (32, 32): st.fine_passes, (64, 64): st.large_passes}
+    assert per_level == {(16, 16): st.coarse_passes, (32, 32): fine, (64, 64): st.large_passes}
+    assert PatchSettings(fine_passes=2).passes_at(patch_size) == 2
 
 
 def test_same_seed_same_result_other_seed_other_result():
