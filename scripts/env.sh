@@ -11,5 +11,8 @@ if ! "$PY" -c "import semantic_analogy.engine.api, semantic_analogy.plugin_core,
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1
     "$PY" -m pip install -q -e "$ROOT[test]"
+    # An editable install leaves our sources uncompiled; where PYTHONDONTWRITEBYTECODE is set
+    # (CI, containers) every command would compile them again (~0.1 s of each run's start-up).
+    "$PY" -m compileall -q "$ROOT/semantic_analogy" "$ROOT/engine" "$ROOT/daemon" "$ROOT/protocol" "$ROOT/plugin_core" >/dev/null
 fi
 export PATH="$VENV/bin:$PATH"
