@@ -268,7 +268,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_training_options(p)
     p.add_argument("--json-progress", action="store_true", help="print one JSON object per progress event on stdout")
     _add_max_pixels(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, quick_exit=True)
 
     p = sub.add_parser("apply", help="apply a trained model to target label maps")
     p.add_argument("--model", required=True, help="a folder made by `train`")
@@ -277,7 +277,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_device(p)
     _add_output_options(p, TRAINED_DEFAULT_METHOD)
     _add_max_pixels(p)
-    p.set_defaults(func=cmd_apply)
+    p.set_defaults(func=cmd_apply, quick_exit=True)
 
     p = sub.add_parser("run", help="make the analogy: IMAGE LABELS TARGET... --out (the gan methods train, or reuse a trained model)")
     p.add_argument("image")
@@ -289,7 +289,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_training_options(p)
     _add_output_options(p, DEFAULT_METHOD)
     _add_max_pixels(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, quick_exit=True)
 
     p = sub.add_parser("eval", help="quality measures of a result, as JSON")
     p.add_argument("image")
@@ -298,7 +298,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output")
     p.add_argument("--out", help="also write the JSON to this file")
     _add_max_pixels(p)
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, quick_exit=True)
 
     p = sub.add_parser("download-weights", help="download torchvision's ImageNet VGG19 weights (needs internet)")
     p.set_defaults(func=cmd_download_weights)

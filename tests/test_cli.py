@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,10 @@ CLI = [sys.executable, "-m", "semantic_analogy"]
 
 
 def run(*args, check=True):
-    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+    # Buffered standard streams, as in a user's shell: the engine's commands leave by os._exit
+    # (semantic_analogy.cli._leave), and what they printed must still arrive.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
     return proc
