@@ -29,6 +29,12 @@
   1 where a faint edge or halo of the removed object is still there (the source unchanged
   scores far above). The ghost score cannot see that trace where it lies just outside the
   edited region, in pixels that kept their class and their halo of the old object;
+- seam step: the colour step (Delta E between 4-neighbours) across the edge of what the method
+  changed, where both sides are of one class, over the photo's own step between neighbouring
+  pixels of that class: 1 where the re-synthesised pixels meet the kept ones as smoothly as
+  the photo's pixels meet each other, above 1 where a band of another tone ends in a visible
+  step (a margin of deep blue around an added tree, in a pale sky). None of the other measures
+  sees it: they look at the edited region, and the step lies in pixels that kept their class;
 - PSNR outside the edited region (the untouched photo must stay untouched; 100 dB = identical);
 - reconstruction PSNR, when P' == P.
 Patch distance and alignment are measured over the whole image and over the edited
@@ -323,6 +329,52 @@ def outline_contrast(output: np.ndarray, src_index: np.ndarray, tgt_index: np.nd
     return float(np.average(ratios, weights=weights)) if ratios else None
 
 
+def _neighbour_pairs(mask: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(first, second) index arrays of the 4-neighbour pairs (right, down) whose both pixels are in `mask`."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask[:, :-1] & mask[:, 1:])
+    yd, xd = np.nonzero(mask[:-1] & mask[1:])
+    return (ys * w + xs, ys * w + xs + 1), (yd * w + xd, (yd + 1) * w + xd)
+
+
+def seam_step(source: np.ndarray, output: np.ndarray, touched: np.ndarray, src_index: np.ndarray,
+              tgt_index: np.ndarray) -> float | None:
+    """Mean Delta E between the 4-neighbours that straddle the edge of `touched` (the pixels the
+    method changed) within one target class, over the photo's mean Delta E between neighbours of
+    that class, per class (weighted by pairs); pixels next to a class border count on neither
+    side. 1: no step where the re-synthesis meets the kept photo. None without such pairs (a
+    method that rewrites every pixel has no such edge)."""
+    src_lab, out_lab = srgb_to_lab(source).reshape(-1, 3), srgb_to_lab(output).reshape(-1, 3)
+    inner_src = ~_grow(_borders(src_index), 1)
+    inner_tgt = ~_grow(_borders(tgt_index), 1)
+    # The kept side must be the edge of a kept region, not a stray pixel a method that rewrites
+    # everything (Ebsynth) happened to leave equal: at least 4 kept pixels in its 3x3 window.
+    kept = torch.from_numpy(~touched).float()[None, None]
+    solid = (~touched) & (F.avg_pool2d(kept, 3, 1, 1, count_include_pad=False)[0, 0].numpy() * 9 >= 3.5)
+    t, k = touched.reshape(-1), solid.reshape(-1)
+    sc, tc = src_index.reshape(-1), tgt_index.reshape(-1)
+    steps, classes, ref_steps, ref_classes = [], [], [], []
+    for a, b in _neighbour_pairs(inner_tgt):
+        across = (t[a] & k[b]) | (k[a] & t[b])
+        a, b = a[across], b[across]
+        steps.append(np.linalg.norm(out_lab[a] - out_lab[b], axis=1))
+        classes.append(tc[a])
+    for a, b in _neighbour_pairs(inner_src):
+        ref_steps.append(np.linalg.norm(src_lab[a] - src_lab[b], axis=1))
+        ref_classes.append(sc[a])
+    steps, classes = np.concatenate(steps), np.concatenate(classes)
+    ref_steps, ref_classes = np.concatenate(ref_steps), np.concatenate(ref_classes)
+    ratios, weights = [], []
+    for c in np.unique(classes):
+        n = int((classes == c).sum())
+        ref = ref_steps[ref_classes == c]
+        if n < 16 or ref.size < 16 or ref.mean() < 1e-3:
+            continue
+        ratios.append(float(steps[classes == c].mean() / ref.mean()))
+        weights.append(n)
+    return float(np.average(ratios, weights=weights)) if ratios else None
+
+
 def _pixel_features(image: np.ndarray) -> torch.Tensor:
     """Per-pixel colour and texture features: colour at three blur scales, local contrast, gradients."""
     t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
@@ -425,6 +477,9 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
     classifier = fit_pixel_classifier(src_img, src_idx, source.palette.num_classes)
     pred = segment(classifier, out_img)
     clear = _clear_of_unchanged(edited_full, size)
+    # What the method changed (an analysis pixel is changed if any of its full-resolution ones is).
+    changed_full = np.any(output != source.image, axis=-1)
+    touched = F.interpolate(torch.from_numpy(changed_full).float()[None, None], size=size[::-1], mode="area")[0, 0].numpy() > 0
 
     def rounded(v: float | None) -> float | None:
         return None if v is None else round(v, 4)
@@ -443,6 +498,7 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
         "ghost_score": rounded(ghost_score(src_img, out_img, edited, classes=tgt_idx, valid=clear)),
         "ghost_chance": rounded(ghost_chance(src_img, out_img, edited, classes=tgt_idx, valid=clear)),
         "outline_contrast": rounded(outline_contrast(out_img, src_idx, tgt_idx)),
+        "seam_step": rounded(seam_step(src_img, out_img, touched, src_idx, tgt_idx)),
         "psnr_outside": rounded(psnr(source.image, output, ~edited_full)),
         "reconstruction_psnr": None if edited_full.any() else rounded(psnr(source.image, output)),
     }

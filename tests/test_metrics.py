@@ -5,7 +5,7 @@ import pytest
 
 from semantic_analogy.engine.metrics import (
     PSNR_IDENTICAL, UNRECOGNISED, alignment, evaluate, fit_pixel_classifier, local_contrast, mean_colour_baseline,
-    patch_distance, psnr, segment, srgb_to_lab, texture_contrast,
+    patch_distance, psnr, seam_step, segment, srgb_to_lab, texture_contrast,
 )
 
 
@@ -118,3 +118,33 @@ def test_patch_distance_is_in_cielab_delta_e_units():
     # Every output patch is grey, every source patch white: Delta E 100 - 50.03 per pixel.
     assert patch_distance(white, idx, grey, idx, region) == pytest.approx(49.97, abs=0.05)
     assert patch_distance(white, idx, white, idx, region) == 0
+
+
+def test_seam_step_sees_a_band_of_another_tone_where_the_fill_meets_the_kept_photo():
+    """A sky gradient with grain; a disc re-synthesised from the same gradient and grain meets
+    the kept sky as smoothly as the photo's pixels meet each other (about 1); the same disc a
+    little deeper blue ends in a step (a margin of another tone around an added object)."""
+    rng = np.random.default_rng(3)
+    h, w = 64, 80
+    ramp = np.linspace(0, 40, h)[:, None, None] + np.array([110, 150, 230])[None, None, :]
+
+    def sky() -> np.ndarray:
+        return np.clip(ramp + rng.normal(0, 2.0, (h, w, 3)), 0, 255).astype(np.uint8)
+
+    img = sky()
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - 32) ** 2 + (xx - 40) ** 2 < 15**2
+    index = np.zeros((h, w), np.int64)
+    clean, band = img.copy(), img.copy()
+    clean[disc] = sky()[disc]
+    band[disc] = np.clip(sky()[disc].astype(int) + (-12, -10, 0), 0, 255).astype(np.uint8)
+    c, b = seam_step(img, clean, disc, index, index), seam_step(img, band, disc, index, index)
+    assert 0.8 < c < 1.25
+    assert b > 2 * c
+    assert seam_step(img, img, np.zeros_like(disc), index, index) is None  # nothing changed
+    assert seam_step(img, clean, np.ones_like(disc), index, index) is None  # everything rewritten: no edge
+    # Through `eval`: only pixels that differ from the photo count as changed.
+    labels = np.zeros((h, w, 3), np.uint8)
+    labels[:, :6] = (255, 0, 0)  # a second class (a label map needs two), away from the disc
+    assert evaluate(img, labels, labels, band)["seam_step"] > 2 * evaluate(img, labels, labels, clean)["seam_step"]
+    assert evaluate(img, labels, labels, img)["seam_step"] is None
