@@ -315,7 +315,8 @@ def class_trend(image: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
 
     A sky lightens towards the horizon and a field darkens with distance: a class's
     colour follows the place more than its neighbours do. Fitted by least squares on
-    the pixels of the class, evaluated everywhere (extrapolated where the class is absent).
+    the pixels of the class, evaluated everywhere (held at its value at the class's top and
+    bottom rows beyond them).
     """
     h, w = sel.shape
     dev = image.device
@@ -330,6 +331,12 @@ def class_trend(image: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
         return mean.float().expand(h, w, -1).clone()
     # A small ridge keeps the fit tame for a class along a line or in one row.
     coef = torch.linalg.solve(a.T @ a + 1e-3 * a.shape[0] * torch.eye(a.shape[1], dtype=a.dtype, device=dev), a.T @ b)
+    # Held at the class's own top and bottom rows beyond them: a sky's quadratic, carried
+    # below the horizon into a gap opened in the ground, ran past white into a cream haze
+    # that only the photo's clouds matched.
+    ys = yy[sel]
+    yc = yy.clamp(float(ys.min()), float(ys.max()))
+    basis = torch.stack([torch.ones_like(xx), yc, yc * yc], -1)
     return (basis.double() @ coef).float()
 
 
@@ -356,6 +363,11 @@ def class_fill(image: torch.Tensor, source_labels: torch.Tensor, target_labels: 
             continue  # a class too small for this level: its place keeps the source's colours
         if mask is not None and bool((known & ~mask).any()):
             known = known & ~mask
+        # Pixels along a class border hold a blend of both classes at a coarse level (the
+        # sky beside a tree's foot came out a warm grey); only the class's inner pixels count.
+        inner = known & ~dilate(source_labels != c)
+        if bool(inner.any()):
+            known = inner
         trend = class_trend(image.float(), known)
         rest = push_pull((image.float() - trend).permute(2, 0, 1), known).permute(1, 2, 0)
         where = changed & (target_labels == c)

@@ -244,3 +244,35 @@ def test_the_colour_sketch_survives_a_class_too_small_for_a_level():
     assert torch.isfinite(fill).all()
     np.testing.assert_array_equal(fill[10:14, 10:14].numpy(), img[10:14, 10:14].numpy())
     np.testing.assert_allclose(fill[18, 20].numpy(), img[3, 3].numpy(), atol=1e-3)
+
+
+def test_class_fill_holds_a_sky_at_its_horizon_tone_below_it():
+    # A gap opened in the ground below the horizon: the sky's ramp, carried on past its
+    # lowest row, ran past white; below the horizon the fill keeps the horizon's tone.
+    h, w = 48, 48
+    img = torch.from_numpy(sky(h, w)).float()
+    src = torch.zeros(h, w, dtype=torch.long)
+    src[24:] = 1  # ground below row 24
+    img[24:] = torch.tensor(TREE, dtype=torch.float32)
+    tgt = src.clone()
+    tgt[30:44, 10:40] = 0  # sky down in the ground
+    fill = class_fill(img, src, tgt, 2)
+    horizon = img[20:24].reshape(-1, 3).mean(0)
+    err = (fill[30:44, 10:40].reshape(-1, 3).mean(0) - horizon).abs().max()
+    assert err < 10, f"the fill is {err:.1f} off the horizon's tone"
+
+
+def test_class_fill_ignores_the_blended_pixels_along_a_class_border():
+    # At a coarse level the sky pixels along a tree hold a blend of both; the sketch of new sky
+    # beside it must take the sky's colours, not the blend's.
+    h, w = 40, 40
+    img = torch.full((h, w, 3), 200.0)
+    src = torch.zeros(h, w, dtype=torch.long)
+    src[:, 20:] = 1
+    img[:, 20:] = torch.tensor(TREE, dtype=torch.float32)
+    img[:, 19] = (img[:, 18] + img[:, 20]) / 2  # the border's blend, labelled sky
+    tgt = src.clone()
+    tgt[10:30, 20:26] = 0  # the tree's edge gives way to sky
+    fill = class_fill(img, src, tgt, 2)
+    assert (fill[10:30, 20:26] - 200).abs().max() < 1
+
