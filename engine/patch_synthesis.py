@@ -109,6 +109,16 @@ class PatchSettings:
     # In regions that only continue a class around them the guide gives way to the class
     # colour sketch (see guide_for_fills): a GAN's output there holds ghosts of what was removed.
     guide_fills: bool = True
+    # Classes whose photo is smooth (the median of each pixel's colour difference to its 3x3
+    # mean under `smooth_spread` 8-bit units: a sky 0.56, a studio backdrop 0.33; not skin 0.93,
+    # hair 2.4, grass 5.1) are pulled towards their own height in the photo by this weight on
+    # the squared row offset (in image heights): a sky's tone follows its height, and without
+    # it a gap opened below the horizon beside a tree filled with a deep-blue block copied from
+    # beside the crown, where the classes sit alike (30: robust on a synthetic gap beside a
+    # post over four seeds, 10 not; on all levels: at the coarsest alone the block came back
+    # at the finer ones; BENCHMARKS.md). 0: off.
+    smooth_row_weight: float = 30.0
+    smooth_spread: float = 0.8
 
     def passes_at(self, patch_size: int) -> int:
         """Search + vote passes at a finer level (not the coarsest, not a large one) for `patch_size` px patches."""
@@ -695,6 +705,7 @@ def synthesize(
 
     sizes = level_sizes(shape[0], shape[1], settings.coarsest, settings.ratio, patch_size)
     levels = _build_pyramid(src_np, src_lab_np, tgt_lab_np, mask, sizes, num_classes, dev)
+    smooth = smooth_classes(levels, num_classes, settings.smooth_spread) if settings.smooth_row_weight > 0 else None
     guide_t = torch.tensor(guide_np, device=dev) if guide_np is not None else None
     if guide_t is not None and settings.guide_fills:
         guide_t = guide_for_fills(guide_t, levels[-1], num_classes)
@@ -706,7 +717,7 @@ def synthesize(
     for li, lv in enumerate(levels):
         if stop():
             raise Cancelled("patch synthesis was stopped")
-        prev = _synthesize_level(li, lv, levels, prev, guide_t, num_classes, settings, k, gen, stop)
+        prev = _synthesize_level(li, lv, levels, prev, guide_t, num_classes, settings, k, gen, stop, smooth)
         if progress is not None:
             elapsed = time.perf_counter() - start
             done = sum(work[: li + 1])
@@ -730,6 +741,24 @@ def synthesize(
     out[fy, fx] = values.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
     log.debug("patch synthesis %dx%d in %.2f s", shape[1], shape[0], time.perf_counter() - start)
     return out
+
+
+def smooth_classes(levels: list["_Level"], num_classes: int, spread: float, side: int = 256) -> torch.Tensor | None:
+    """(C,) bool: the classes whose photo is smooth, or None when none is.
+
+    Smooth: the median, over the class's pixels away from its borders, of the 3x3 standard
+    deviation of the colours (mean over channels, 8-bit units) is under `spread`, at the level
+    nearest `side` px (the working size the threshold was set at; finer levels hold noise)."""
+    lv = min(levels, key=lambda v: abs(max(v.size) - side))
+    img = lv.src_img.float().permute(2, 0, 1)[None]
+    # Each pixel's difference to its 3x3 mean: grain and texture, not a smooth gradient.
+    deviation = (img - F.avg_pool2d(img, 3, 1, 1, count_include_pad=False)).abs().mean(1)[0]
+    out = torch.zeros(num_classes, dtype=torch.bool, device=img.device)
+    for c in range(num_classes):
+        inner = ~dilate(lv.src_lab != c)
+        if bool(inner.any()):
+            out[c] = float(deviation[inner].median()) < spread
+    return out if bool(out.any()) else None
 
 
 def _build_pyramid(
@@ -769,6 +798,7 @@ def _synthesize_level(
     k: int,
     gen: torch.Generator,
     stop: Callable[[], bool],
+    smooth: torch.Tensor | None = None,
 ) -> dict:
     """Search and vote passes at one level; returns its match grid, box, free pixels and difference map."""
     dev = lv.src_lab.device
@@ -852,6 +882,9 @@ def _synthesize_level(
                                  descriptors(tgt_labels, proj, h, w, box=box, select=free, dtype=kdtype))
         return label_parts[dims]
 
+    row_weight = None
+    if smooth is not None:
+        row_weight = smooth[tl_free.long()].float() * st.smooth_row_weight
     cost = float("nan")
     for p in range(passes):
         # The first pass of a finer level compares the upsampled estimate with an equally
@@ -895,7 +928,7 @@ def _synthesize_level(
                     sharp_colour = (proj, src_keys)
             keys = torch.cat([keys, src_keys], 1)
             query = torch.cat([query, descriptors(tgt_feat, proj, h, w, box=box, select=free, dtype=kdtype)], 1)
-        search = Search(query, keys, src_lab_flat, tl_free, fy, fx, box, (h, w), st.position_weight)
+        search = Search(query, keys, src_lab_flat, tl_free, fy, fx, box, (h, w), st.position_weight, row_weight)
         if p == 0:
             # Where the layout is unchanged the identity is offered first: it stays unless beaten.
             cur = grid[free]

@@ -191,7 +191,12 @@ class Search:
     box: tuple[int, int, int, int]  # (y0, x0, y1, x1) of the box in level coordinates
     source_shape: tuple[int, int]  # (Hs, Ws)
     position_weight: float  # tiny pull towards the same place: breaks ties, makes the identity unique
+    row_weight: torch.Tensor | None = None  # (M,) pull of every free pixel towards its own row (height)
     chunk: int = 1 << 18
+
+    def __post_init__(self) -> None:
+        # Each free pixel's whole weight on the squared row offset.
+        self._row_pull = None if self.row_weight is None else self.row_weight + self.position_weight
 
     def cost(self, cand: torch.Tensor) -> torch.Tensor:
         """Cost of matching every free pixel to `cand` (flat source indices); inf when not allowed."""
@@ -203,10 +208,13 @@ class Search:
             c = cand[s:e]
             diff = self.keys.index_select(0, c).float().sub_(self.query[s:e].float())
             d = diff.pow_(2).sum(1)
-            if self.position_weight:
+            if self.position_weight or self._row_pull is not None:
                 dy = ((c // ws) - (self.free_y[s:e] + y0)).float() / hs
                 dx = ((c % ws) - (self.free_x[s:e] + x0)).float() / ws
-                d += self.position_weight * (dy * dy + dx * dx)
+                if self._row_pull is None:
+                    d += self.position_weight * (dy * dy + dx * dx)
+                else:
+                    d.addcmul_(self._row_pull[s:e], dy * dy).add_(dx * dx, alpha=self.position_weight)
             d[self.source_labels.index_select(0, c) != self.target_labels[s:e]] = float("inf")
             out[s:e] = d
         return out
