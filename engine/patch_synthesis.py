@@ -137,6 +137,8 @@ class PatchSettings:
             raise EngineError("descriptor_dims, coarse_passes, fine_passes and large_passes must be at least 1")
         if self.mode_steps < 0 or self.mode_bandwidth <= 0:
             raise EngineError(f"mode_steps must be 0 or more and mode_bandwidth above 0; got {self.mode_steps}, {self.mode_bandwidth}")
+        if self.smooth_row_weight < 0 or self.smooth_spread <= 0:
+            raise EngineError(f"smooth_row_weight must be 0 or more and smooth_spread above 0; got {self.smooth_row_weight}, {self.smooth_spread}")
         if self.border_blend < 0:
             raise EngineError(f"border_blend is a distance in pixels, 0 or more; got {self.border_blend}")
 
@@ -746,9 +748,10 @@ def synthesize(
 def smooth_classes(levels: list["_Level"], num_classes: int, spread: float, side: int = 256) -> torch.Tensor | None:
     """(C,) bool: the classes whose photo is smooth, or None when none is.
 
-    Smooth: the median, over the class's pixels away from its borders, of the 3x3 standard
-    deviation of the colours (mean over channels, 8-bit units) is under `spread`, at the level
-    nearest `side` px (the working size the threshold was set at; finer levels hold noise)."""
+    Smooth: the median, over the class's pixels away from its borders, of each pixel's
+    absolute colour difference to its 3x3 mean (mean over channels, 8-bit units) is under
+    `spread`, at the level nearest `side` px (the working size the threshold was set at;
+    finer levels hold more of the sensor's noise)."""
     lv = min(levels, key=lambda v: abs(max(v.size) - side))
     img = lv.src_img.float().permute(2, 0, 1)[None]
     # Each pixel's difference to its 3x3 mean: grain and texture, not a smooth gradient.
@@ -883,7 +886,7 @@ def _synthesize_level(
         return label_parts[dims]
 
     row_weight = None
-    if smooth is not None:
+    if smooth is not None and bool(smooth[tl_free.long()].any()):
         row_weight = smooth[tl_free.long()].float() * st.smooth_row_weight
     cost = float("nan")
     for p in range(passes):

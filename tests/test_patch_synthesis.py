@@ -228,6 +228,9 @@ def test_bad_input_is_explained():
     for bad in ({"mode_steps": -1}, {"mode_bandwidth": 0.0}):
         with pytest.raises(EngineError, match="mode_steps must be 0 or more and mode_bandwidth above 0"):
             synthesize(img, labels, labels, settings=PatchSettings(**bad))
+    for bad in ({"smooth_row_weight": -1.0}, {"smooth_spread": 0.0}):
+        with pytest.raises(EngineError, match="smooth_row_weight must be 0 or more and smooth_spread above 0"):
+            synthesize(img, labels, labels, settings=PatchSettings(**bad))
 
 
 def test_pyramid_and_helpers():
