@@ -333,22 +333,21 @@ def class_trend(image: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
     h, w = sel.shape
     dev = image.device
     yy = torch.linspace(-1, 1, h, device=dev)[:, None].expand(h, w)
-    xx = torch.linspace(-1, 1, w, device=dev)[None, :].expand(h, w)
-    # Quadratic in y, linear in x: photos' smooth gradients run mostly with height (sky to
+    ys = yy[sel]
+    if ys.numel():
+        # Held at the class's own top and bottom rows beyond them: a sky's quadratic, carried
+        # below the horizon into a gap opened in the ground, ran past white into a cream haze
+        # that only the photo's clouds matched. (The class's own pixels keep their heights.)
+        yy = yy.clamp(float(ys.min()), float(ys.max()))
+    # Quadratic in y, nothing in x: photos' smooth gradients run mostly with height (sky to
     # horizon, near to far ground); a curve across x extrapolates wildly past a class's edge.
-    basis = torch.stack([torch.ones_like(xx), yy, yy * yy], -1)  # (h, w, 3)
+    basis = torch.stack([torch.ones_like(yy), yy, yy * yy], -1)  # (h, w, 3)
     a, b = basis[sel].double(), image[sel].double()
     if a.shape[0] < a.shape[1]:  # too few pixels for a ramp: their mean colour
         mean = b.mean(0) if a.shape[0] else image.reshape(-1, image.shape[-1]).double().mean(0)
         return mean.float().expand(h, w, -1).clone()
     # A small ridge keeps the fit tame for a class along a line or in one row.
     coef = torch.linalg.solve(a.T @ a + 1e-3 * a.shape[0] * torch.eye(a.shape[1], dtype=a.dtype, device=dev), a.T @ b)
-    # Held at the class's own top and bottom rows beyond them: a sky's quadratic, carried
-    # below the horizon into a gap opened in the ground, ran past white into a cream haze
-    # that only the photo's clouds matched.
-    ys = yy[sel]
-    yc = yy.clamp(float(ys.min()), float(ys.max()))
-    basis = torch.stack([torch.ones_like(xx), yc, yc * yc], -1)
     return (basis.double() @ coef).float()
 
 
@@ -886,8 +885,10 @@ def _synthesize_level(
         return label_parts[dims]
 
     row_weight = None
-    if smooth is not None and bool(smooth[tl_free.long()].any()):
-        row_weight = smooth[tl_free.long()].float() * st.smooth_row_weight
+    if smooth is not None:
+        smooth_free = smooth[tl_free.long()]
+        if bool(smooth_free.any()):
+            row_weight = smooth_free.float() * st.smooth_row_weight
     cost = float("nan")
     for p in range(passes):
         # The first pass of a finer level compares the upsampled estimate with an equally
