@@ -90,9 +90,11 @@ class PatchSettings:
     # Along a class border, patches centred up to this many pixels away on the other side also
     # vote with their own class's pixels (0: only the pixel's own class votes): a new border
     # takes the soft transition of the photo's borders instead of a hard cut-out edge (0.12 ΔE
-    # nearer on scripts/benchmark_edits.py; BENCHMARKS.md). 1, not the patch radius: a small
-    # painted shape (a 6 px box) stays of its class instead of washing into its surroundings.
-    border_blend: int = 1
+    # nearer on scripts/benchmark_edits.py; BENCHMARKS.md). 2: a 5 px patch's radius, so new
+    # borders blend as far as the photo's own patches reach across them (0.05-0.06 ΔE nearer
+    # than 1 on two draws of random edits; 1 was chosen with plain-mean votes, where 3 washed
+    # small shapes out). A small painted shape keeps its core (a 6 px box: its inner 2 px).
+    border_blend: int = 2
     vote_sigma: float = 0.0  # Gaussian fall-off of votes from their patch centre (0: uniform)
     # Mean-shift steps of every vote at the levels finer than the coarsest (0: the plain mean):
     # each reweights the votes by their closeness to the current estimate (a Gaussian of
@@ -119,6 +121,11 @@ class PatchSettings:
     # at the finer ones; BENCHMARKS.md). 0: off.
     smooth_row_weight: float = 30.0
     smooth_spread: float = 0.8
+    # ...and only those whose tone follows their height: the rows' colour ramp (`class_trend`)
+    # explains at least this share of the class's colour variance (the tree's sky 0.98; the
+    # face's backdrop 0.15, a grey wall with a blue sign on its left, which the pull copied
+    # across a gap high up where the hair had been: 0.3-0.6 ΔE farther on face edits).
+    height_share: float = 0.5
 
     def passes_at(self, patch_size: int) -> int:
         """Search + vote passes at a finer level (not the coarsest, not a large one) for `patch_size` px patches."""
@@ -139,6 +146,8 @@ class PatchSettings:
             raise EngineError(f"mode_steps must be 0 or more and mode_bandwidth above 0; got {self.mode_steps}, {self.mode_bandwidth}")
         if self.smooth_row_weight < 0 or self.smooth_spread <= 0:
             raise EngineError(f"smooth_row_weight must be 0 or more and smooth_spread above 0; got {self.smooth_row_weight}, {self.smooth_spread}")
+        if not 0 <= self.height_share <= 1:
+            raise EngineError(f"height_share is a share of a class's colour variance, from 0 to 1; got {self.height_share}")
         if self.border_blend < 0:
             raise EngineError(f"border_blend is a distance in pixels, 0 or more; got {self.border_blend}")
 
@@ -349,6 +358,19 @@ def class_trend(image: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
     # A small ridge keeps the fit tame for a class along a line or in one row.
     coef = torch.linalg.solve(a.T @ a + 1e-3 * a.shape[0] * torch.eye(a.shape[1], dtype=a.dtype, device=dev), a.T @ b)
     return (basis.double() @ coef).float()
+
+
+def height_share(image: torch.Tensor, sel: torch.Tensor, within: torch.Tensor | None = None) -> float:
+    """Share of the colour variance of `image` over `within` (default: `sel`) that the height
+    ramp fitted to `sel` (`class_trend`) explains: near 1 for a sky, near 0 for a wall whose tone
+    changes across it; 0 for a flat class, which has no tone for its height to explain."""
+    within = sel if within is None else within
+    colours = image[within].double()
+    total = float((colours - colours.mean(0)).square().sum())
+    if total == 0:
+        return 0.0
+    residual = float((colours - class_trend(image, sel)[within].double()).square().sum())
+    return 1 - residual / total
 
 
 def class_fill(image: torch.Tensor, source_labels: torch.Tensor, target_labels: torch.Tensor, num_classes: int,
@@ -706,7 +728,8 @@ def synthesize(
 
     sizes = level_sizes(shape[0], shape[1], settings.coarsest, settings.ratio, patch_size)
     levels = _build_pyramid(src_np, src_lab_np, tgt_lab_np, mask, sizes, num_classes, dev)
-    smooth = smooth_classes(levels, num_classes, settings.smooth_spread) if settings.smooth_row_weight > 0 else None
+    smooth = (height_toned_classes(levels, num_classes, settings.smooth_spread, settings.height_share)
+              if settings.smooth_row_weight > 0 else None)
     guide_t = torch.tensor(guide_np, device=dev) if guide_np is not None else None
     if guide_t is not None and settings.guide_fills:
         guide_t = guide_for_fills(guide_t, levels[-1], num_classes)
@@ -744,22 +767,26 @@ def synthesize(
     return out
 
 
-def smooth_classes(levels: list["_Level"], num_classes: int, spread: float, side: int = 256) -> torch.Tensor | None:
-    """(C,) bool: the classes whose photo is smooth, or None when none is.
+def height_toned_classes(levels: list["_Level"], num_classes: int, spread: float, share: float,
+                         side: int = 256) -> torch.Tensor | None:
+    """(C,) bool: the classes whose photo is smooth and toned by height, or None when none is.
 
     Smooth: the median, over the class's pixels away from its borders, of each pixel's
     absolute colour difference to its 3x3 mean (mean over channels, 8-bit units) is under
-    `spread`, at the level nearest `side` px (the working size the threshold was set at;
-    finer levels hold more of the sensor's noise)."""
+    `spread`. Toned by height: its colour ramp over the rows (`class_trend`) explains at least
+    `share` of its colour variance there. Both at the level nearest `side` px (the working size
+    the thresholds were set at; finer levels hold more of the sensor's noise)."""
     lv = min(levels, key=lambda v: abs(max(v.size) - side))
-    img = lv.src_img.float().permute(2, 0, 1)[None]
+    img = lv.src_img.float()
+    chw = img.permute(2, 0, 1)[None]
     # Each pixel's difference to its 3x3 mean: grain and texture, not a smooth gradient.
-    deviation = (img - F.avg_pool2d(img, 3, 1, 1, count_include_pad=False)).abs().mean(1)[0]
+    deviation = (chw - F.avg_pool2d(chw, 3, 1, 1, count_include_pad=False)).abs().mean(1)[0]
     out = torch.zeros(num_classes, dtype=torch.bool, device=img.device)
     for c in range(num_classes):
         inner = ~dilate(lv.src_lab != c)
-        if bool(inner.any()):
-            out[c] = float(deviation[inner].median()) < spread
+        if not bool(inner.any()) or float(deviation[inner].median()) >= spread:
+            continue
+        out[c] = height_share(img, lv.src_lab == c, inner) >= share
     return out if bool(out.any()) else None
 
 

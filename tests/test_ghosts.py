@@ -9,7 +9,7 @@ import torch
 from engine_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
 from semantic_analogy.engine.metrics import evaluate, ghost_chance, ghost_score, mean_colour_baseline, outline_contrast
 from semantic_analogy.engine.patch_synthesis import (
-    PatchSettings, _build_pyramid, class_fill, fill_regions, guide_for_fills, level_sizes, smooth_classes, synthesize,
+    PatchSettings, _build_pyramid, class_fill, fill_regions, guide_for_fills, height_toned_classes, level_sizes, synthesize,
 )
 from semantic_analogy.engine.source import Source
 from semantic_analogy.engine.synthesis import halo_width, patch_analogy, synthesis_mask
@@ -314,9 +314,17 @@ def test_a_gap_opened_beside_something_tall_takes_the_horizons_tone():
         assert near.mean() > 0.95, f"seed {seed}: only {near.mean():.0%} of the gap nearer the horizon's tone"
 
 
-def test_only_smooth_classes_are_held_near_their_height():
+def test_only_smooth_classes_toned_by_height_are_held_near_it():
     img, labels, _ = post_scene()
     levels = _build_pyramid(img, labels, labels, None, level_sizes(80, 80, 32, 2.0, 5), 3, torch.device("cpu"))
-    smooth = smooth_classes(levels, 3, PatchSettings().smooth_spread)
-    assert smooth is not None and smooth.tolist() == [True, False, False]  # the sky; not the ground, not the post
-    assert smooth_classes(levels, 3, 0.3) is None
+    share = PatchSettings().height_share
+    held = height_toned_classes(levels, 3, PatchSettings().smooth_spread, share)
+    assert held is not None and held.tolist() == [True, False, False]  # the sky; not the ground, not the post
+    assert height_toned_classes(levels, 3, 0.3, share) is None  # nothing that smooth
+    # A smooth wall whose tone changes across, not down (a pale wall with a blue sign on its
+    # left, as behind the face): its height explains none of it, so nothing holds it there.
+    tone = np.where(np.arange(80)[None, :, None] < 30, [90, 170, 230], [215, 215, 210])
+    tone = tone + np.random.default_rng(1).normal(0, 1, (80, 80, 3))
+    wall = np.where((labels == 0)[..., None], tone.clip(0, 255), img).astype(np.uint8)
+    levels = _build_pyramid(wall, labels, labels, None, level_sizes(80, 80, 32, 2.0, 5), 3, torch.device("cpu"))
+    assert height_toned_classes(levels, 3, PatchSettings().smooth_spread, share) is None

@@ -231,6 +231,9 @@ def test_bad_input_is_explained():
     for bad in ({"smooth_row_weight": -1.0}, {"smooth_spread": 0.0}):
         with pytest.raises(EngineError, match="smooth_row_weight must be 0 or more and smooth_spread above 0"):
             synthesize(img, labels, labels, settings=PatchSettings(**bad))
+    for share in (-0.1, 1.5):
+        with pytest.raises(EngineError, match="height_share is a share of a class's colour variance, from 0 to 1"):
+            synthesize(img, labels, labels, settings=PatchSettings(height_share=share))
 
 
 def test_pyramid_and_helpers():
@@ -298,7 +301,7 @@ def test_cuda_matches_the_contract():
 
 
 @pytest.mark.parametrize("patch_size", [1, 3, 7])
-@pytest.mark.parametrize("blend, modes", [(0, 0), (1, 0), (3, 0), (1, 1), (0, 2)])
+@pytest.mark.parametrize("blend, modes", [(0, 0), (1, 0), (3, 0), (1, 1), (2, 1), (0, 2)])
 def test_the_vote_is_the_mean_of_the_allowed_pixels_of_the_matched_patches(patch_size, blend, modes):
     # The padded, vectorised vote against the definition, pixel by pixel, on matches that reach
     # every border of the source and of the box, with classes mixed so that some votes are refused:
