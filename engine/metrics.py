@@ -35,6 +35,12 @@
   the photo's pixels meet each other, above 1 where a band of another tone ends in a visible
   step (a margin of deep blue around an added tree, in a pale sky). None of the other measures
   sees it: they look at the edited region, and the step lies in pixels that kept their class;
+- height tone: for classes whose photo is toned by height (a sky: its colour ramp over the
+  rows explains most of its colour variance), how far the output's local mean colour in the
+  edited region departs from that ramp at its row, over how far the photo's own pixels of the
+  class depart from it (its clouds): about 1 or below for a new sky of the tone the photo has
+  at that height, far above for a block of deep-blue sky at ground level. The patch distance
+  cannot see it: such a block is made of the photo's own sky patches;
 - PSNR outside the edited region (the untouched photo must stay untouched; 100 dB = identical);
 - reconstruction PSNR, when P' == P.
 Patch distance and alignment are measured over the whole image and over the edited
@@ -52,6 +58,7 @@ import torch.nn.functional as F
 from .errors import LabelError
 from .imageio import resize_rgb
 from .labels import resize_labels
+from .patch_synthesis import class_trend, height_share
 from .source import Source, rgb, working_shape
 
 ANALYSIS_SIZE = 256
@@ -74,6 +81,11 @@ OUTLINE_BAND = 8  # px at the analysis size either side of a vanished outline (~
 OUTLINE_CLEAR = 3  # px kept clear of the target's own class borders, whose edges are meant
 OUTLINE_SIGMA = 4.0  # px: a removed object's trace is a broad band (a halo, a pale silhouette's rim)
 PSNR_IDENTICAL = 100.0  # dB reported for identical pixels
+# Of a class's colour variance its height ramp explains: toned by height (a sky 0.98). Fixed
+# here, apart from the engine's `height_share` setting, so tuning the engine cannot move the measure.
+TONE_SHARE = 0.5
+TONE_SIGMA = 4.0  # px at the analysis size: the local mean is a tone, not the texture
+TONE_FLOOR = 2.3  # Delta E (1976) a viewer just notices: a photo whose class follows its ramp exactly is compared with this
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float | None:
@@ -375,6 +387,42 @@ def seam_step(source: np.ndarray, output: np.ndarray, touched: np.ndarray, src_i
     return float(np.average(ratios, weights=weights)) if ratios else None
 
 
+def _local_mean(lab: np.ndarray, within: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W, 3): a Gaussian mean of `lab` over the pixels of `within` only (normalised
+    convolution), so that a neighbouring class does not tint a class's tone."""
+    t = torch.from_numpy(lab).permute(2, 0, 1)[None]
+    m = torch.from_numpy(np.ascontiguousarray(within)).float()[None, None]
+    return (_gaussian_blur(t * m, sigma) / _gaussian_blur(m, sigma).clamp_min(1e-6))[0].permute(1, 2, 0).numpy()
+
+
+def height_tone(source: np.ndarray, src_index: np.ndarray, output: np.ndarray, tgt_index: np.ndarray,
+                region: np.ndarray) -> float | None:
+    """Departure of the output's tone in `region` from its class's height ramp, over the photo's.
+
+    Per target class in the region whose photo is toned by height (`height_share` of its
+    CIELAB colours at least TONE_SHARE): the mean Delta E between the output's local mean colour
+    (a Gaussian of TONE_SIGMA px within the class) and the class's ramp at that row
+    (`class_trend`, held at the class's top and bottom rows beyond them), over the same for
+    the photo's own pixels of the class (at least TONE_FLOOR); weighted by the class's pixels in
+    the region. None where no such class is in the region."""
+    src_lab, out_lab = srgb_to_lab(source), srgb_to_lab(output)
+    lab = torch.from_numpy(src_lab)
+    ratios, weights = [], []
+    for c in np.unique(tgt_index[region]):
+        sel, where = src_index == c, region & (tgt_index == c)
+        if sel.sum() < 16 or where.sum() < 16:
+            continue
+        sel_t = torch.from_numpy(sel)
+        if height_share(lab, sel_t) < TONE_SHARE:
+            continue
+        ramp = class_trend(lab, sel_t).numpy()
+        own = np.linalg.norm(_local_mean(src_lab, sel, TONE_SIGMA) - ramp, axis=-1)[sel].mean()
+        new = np.linalg.norm(_local_mean(out_lab, tgt_index == c, TONE_SIGMA) - ramp, axis=-1)[where].mean()
+        ratios.append(float(new / max(float(own), TONE_FLOOR)))
+        weights.append(int(where.sum()))
+    return float(np.average(ratios, weights=weights)) if ratios else None
+
+
 def _pixel_features(image: np.ndarray) -> torch.Tensor:
     """Per-pixel colour and texture features: colour at three blur scales, local contrast, gradients."""
     t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
@@ -499,6 +547,7 @@ def evaluate(image: np.ndarray, labels: np.ndarray, target: np.ndarray, output: 
         "ghost_chance": rounded(ghost_chance(src_img, out_img, edited, classes=tgt_idx, valid=clear)),
         "outline_contrast": rounded(outline_contrast(out_img, src_idx, tgt_idx)),
         "seam_step": rounded(seam_step(src_img, out_img, touched, src_idx, tgt_idx)),
+        "height_tone": rounded(height_tone(src_img, src_idx, out_img, tgt_idx, edited)),
         "psnr_outside": rounded(psnr(source.image, output, ~edited_full)),
         "reconstruction_psnr": None if edited_full.any() else rounded(psnr(source.image, output)),
     }

@@ -10,7 +10,8 @@ a face's hair or brow) is removed, shrunk, enlarged, moved or rotated about its 
 blob of it is painted where another class was, twice each with random amounts (36 cases, the
 same every run for a given --cases-seed). The vacated pixels take their nearest neighbours'
 classes, as a painter's fill would. Each result is scored with `semantic-analogy eval`'s patch
-distance (edited region, ΔE) and ghost score; prints one row per kind and method, and how many
+distance (edited region, ΔE), ghost score and height tone (where a sky fills: the patch distance
+cannot see a sky of the wrong height's tone); prints one row per kind and method, and how many
 cases `patch` is farther than Ebsynth. Outputs and targets are written to --out to look at.
 """
 
@@ -30,7 +31,7 @@ from PIL import Image
 
 from semantic_analogy.engine.imageio import resize_rgb
 from semantic_analogy.engine.labels import encode_labels, fill_holes, resize_labels
-from semantic_analogy.engine.metrics import ghost_score, patch_distance
+from semantic_analogy.engine.metrics import ghost_score, height_tone, patch_distance
 from semantic_analogy.engine.patch_synthesis import PatchSettings, synthesize
 from semantic_analogy.engine.source import Source, working_shape
 from semantic_analogy.engine.synthesis import synthesis_mask
@@ -114,10 +115,11 @@ def ebsynth(binary: str, case: dict, work: Path) -> np.ndarray:
     return np.asarray(Image.open(out).convert("RGB"))
 
 
-def score(case: dict, output: np.ndarray) -> tuple[float | None, float | None]:
+def score(case: dict, output: np.ndarray) -> tuple[float | None, float | None, float | None]:
     edited = case["index"] != case["target_index"]
     return (patch_distance(case["image"], case["index"], output, case["target_index"], edited),
-            ghost_score(case["image"], output, edited, classes=case["target_index"]))
+            ghost_score(case["image"], output, edited, classes=case["target_index"]),
+            height_tone(case["image"], case["index"], output, case["target_index"], edited))
 
 
 def main() -> None:
@@ -165,11 +167,12 @@ def main() -> None:
 
     print(f"\nsettings {args.settings}, patch size {args.patch_size or 'default'}, seeds {args.seeds}, "
           f"cases seed {args.cases_seed}")
-    print("| method | " + " | ".join(KINDS) + " | all | mean abs ghost | seconds |")
-    print("|---" * (len(KINDS) + 4) + "|")
+    toned = sum(r[0][2] is not None for r in next(iter(rows.values())).values())
+    print("| method | " + " | ".join(KINDS) + f" | all | mean abs ghost | height tone ({toned} cases) | seconds |")
+    print("|---" * (len(KINDS) + 5) + "|")
     for m in rows:
         print(f"| {m} | " + " | ".join(f"{mean(m, k, 0):.2f}" for k in KINDS)
-              + f" | {mean(m, None, 0):.3f} | {mean(m, None, 1):.3f} | {seconds[m]:.1f} |")
+              + f" | {mean(m, None, 0):.3f} | {mean(m, None, 1):.3f} | {mean(m, None, 2):.2f} | {seconds[m]:.1f} |")
     if "ebsynth" in rows:
         farther = sum(np.mean([v[0] for v in rows["patch"][c]]) > rows["ebsynth"][c][0][0] for c in rows["ebsynth"])
         print(f"\npatch farther than Ebsynth on {farther} of {len(rows['ebsynth'])} cases")

@@ -131,20 +131,20 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, ws, s, r, dev in train_rows:
         print(f"| {name} | {ws} | {dev} | {s:.0f} s | {r:.2f} dB |")
-    print("\n| target | output | patch dist. edited ↓ | patch dist. all ↓ | align. acc. edited ↑ | mIoU edited ↑ | mIoU all ↑ | texture contrast edited (1 = the photo's) | ghost score (0 = clean) | ghost chance level | outline contrast (1 = no trace) | seam step (1 = as the photo's) | PSNR outside ↑ | apply time |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| target | output | patch dist. edited ↓ | patch dist. all ↓ | align. acc. edited ↑ | mIoU edited ↑ | mIoU all ↑ | texture contrast edited (1 = the photo's) | ghost score (0 = clean) | ghost chance level | outline contrast (1 = no trace) | seam step (1 = as the photo's) | height tone (1 = as the photo's) | PSNR outside ↑ | apply time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ae, aa = r["alignment"]["edited"] or {}, r["alignment"]["all"] or {}
         apply = "" if r["apply_s"] is None else f"{r['apply_s']:.2f} s"
         print(f"| {r['example']} | {r['method']} | {fmt(r['patch_distance']['edited'])} | {fmt(r['patch_distance']['all'])} | "
               f"{fmt(ae.get('pixel_accuracy'))} | {fmt(ae.get('miou'))} | {fmt(aa.get('miou'))} | "
               f"{fmt(r['texture_contrast']['edited'])} | {fmt(r.get('ghost_score'))} | {fmt(r.get('ghost_chance'))} | "
-              f"{fmt(r.get('outline_contrast'))} | {fmt(r.get('seam_step'))} | {fmt(r['psnr_outside'])} | {apply} |")
+              f"{fmt(r.get('outline_contrast'))} | {fmt(r.get('seam_step'))} | {fmt(r.get('height_tone'))} | {fmt(r['psnr_outside'])} | {apply} |")
     # Means over targets, per method.
     print("\n| output (mean over all targets) | patch dist. edited ↓ | align. acc. edited ↑ | mIoU edited ↑ | "
           "texture contrast edited (median) | ghost score (mean of abs) | ghost beyond chance + 0.02 | "
-          "outline contrast (mean) | seam step (mean) | PSNR outside ↑ | mean time |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "outline contrast (mean) | seam step (mean) | height tone (mean) | PSNR outside ↑ | mean time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for method in ("gan", "gan+patch", "patch", "source unchanged", "class mean colour"):
         sel = [r for r in rows if r["method"] == method]
         pd = np.mean([r["patch_distance"]["edited"] for r in sel if r["patch_distance"]["edited"] is not None])
@@ -160,9 +160,11 @@ def main() -> None:
                   and r["ghost_score"] > r["ghost_chance"] + 0.02]
         outline = [r["outline_contrast"] for r in sel if r.get("outline_contrast") is not None]
         seam = [r["seam_step"] for r in sel if r.get("seam_step") is not None]
+        tone = [r["height_tone"] for r in sel if r.get("height_tone") is not None]
         print(f"| {method} | {pd:.3f} | {acc:.3f} | {miou:.3f} | {tc:.2f} | {fmt(float(np.mean(ghost)) if ghost else None)} | "
               f"{len(beyond)} of {len(ghost)} | {fmt(float(np.mean(outline)) if outline else None)} | "
-              f"{fmt(float(np.mean(seam)) if seam else None)} | {np.mean(outside):.2f} dB | "
+              f"{fmt(float(np.mean(seam)) if seam else None)} | {fmt(float(np.mean(tone)) if tone else None)} | "
+              f"{np.mean(outside):.2f} dB | "
               + (f"{np.mean(times):.2f} s |" if times else "– |"))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,8 @@ def main() -> int:
             ("patch distance edited", ("patch_distance", "edited")),
             ("texture contrast edited", ("texture_contrast", "edited")), ("ghost", ("ghost_score",)),
             ("ghost chance", ("ghost_chance",)),
-            ("outline", ("outline_contrast",)), ("seam step", ("seam_step",)), ("PSNR outside (dB)", ("psnr_outside",))]
+            ("outline", ("outline_contrast",)), ("seam step", ("seam_step",)),
+            ("height tone", ("height_tone",)), ("PSNR outside (dB)", ("psnr_outside",))]
 
     def fmt(v) -> str:
         return "–" if v is None else f"{v:.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3f}"

@@ -20,6 +20,7 @@ LABELS = {
     "outline_contrast": "outline contrast (1 = no trace)",
     "texture_contrast": "texture contrast edited (1 = the photo's)",
     "patch_distance": "patch dist. edited ↓",
+    "height_tone": "height tone (1 = as the photo's)",
 }
 
 

@@ -5,7 +5,7 @@
 Runs `patch` (engine.patch_synthesis.synthesize on the product's synthesis mask, at the photo's
 own size) with PatchSettings(**SETTINGS) on each example's cond/<n>.png, prints one row per
 target (patch distance and texture contrast in the edited region, ghost score, outline
-contrast, mIoU edited) and their means with the synthesis time (in-process, without start-up).
+contrast, mIoU edited, height tone) and their means with the synthesis time (in-process, without start-up).
 Means over the 17 targets move by about 0.1 in patch distance (CIELAB Delta E) from one seed to
 another: compare settings over several seeds. With --models DIR (models saved by
 scripts/benchmark_quality.py --models DIR) each target is guided by DIR/<example>'s GAN output,
@@ -66,18 +66,20 @@ def main() -> None:
                 Image.fromarray(out).save(args.out / f"{ex}_{path.stem}.png")
             m = evaluate(img, lab, target, out)
             rows.append((name, m["patch_distance"]["edited"], m["texture_contrast"]["edited"], m["ghost_score"],
-                         m["outline_contrast"], (m["alignment"]["edited"] or {}).get("miou")))
-    print("target | patch distance edited | texture contrast edited | ghost | outline | mIoU edited")
+                         m["outline_contrast"], (m["alignment"]["edited"] or {}).get("miou"), m["height_tone"]))
+    print("target | patch distance edited | texture contrast edited | ghost | outline | mIoU edited | height tone")
     for r in rows:
         print(" | ".join("–" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in r))
 
     def mean(i: int) -> float:
-        return float(np.mean([r[i] for r in rows if r[i] is not None]))
+        vals = [r[i] for r in rows if r[i] is not None]
+        return float(np.mean(vals)) if vals else float("nan")
 
     tc = [r[2] for r in rows if r[2] is not None]
     ghosts = [abs(r[3]) for r in rows if r[3] is not None]
     print(f"{args.settings} seed {args.seed}: patch distance {mean(1):.4f}, texture contrast (median) "
           f"{np.median(tc):.3f}, |ghost| {np.mean(ghosts):.3f}, outline {mean(4):.3f}, mIoU {mean(5):.3f}, "
+          f"height tone {mean(6):.2f}, "
           f"synthesis {total:.1f} s")
 
 

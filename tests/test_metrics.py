@@ -5,7 +5,7 @@ import pytest
 
 from semantic_analogy.engine.metrics import (
     PSNR_IDENTICAL, UNRECOGNISED, alignment, evaluate, fit_pixel_classifier, local_contrast, mean_colour_baseline,
-    patch_distance, psnr, seam_step, segment, srgb_to_lab, texture_contrast,
+    height_tone, patch_distance, psnr, seam_step, segment, srgb_to_lab, texture_contrast,
 )
 
 
@@ -148,3 +148,36 @@ def test_seam_step_sees_a_band_of_another_tone_where_the_fill_meets_the_kept_pho
     labels[:, :6] = (255, 0, 0)  # a second class (a label map needs two), away from the disc
     assert evaluate(img, labels, labels, band)["seam_step"] > 2 * evaluate(img, labels, labels, clean)["seam_step"]
     assert evaluate(img, labels, labels, img)["seam_step"] is None
+
+
+def test_height_tone_sees_a_sky_of_the_wrong_height_that_patch_distance_does_not():
+    """A sky lightening towards its horizon over grassy ground; a gap opened in the ground is
+    filled either with sky of the horizon's tone or with a block copied from the deep sky at
+    the top. Both are made of the photo's own sky patches (the patch distance barely tells
+    them apart); the height tone does."""
+    rng = np.random.default_rng(4)
+    h, w = 64, 64
+    img = np.zeros((h, w, 3))
+    img[:40] = np.linspace(0, 1, 40)[:, None, None] * (150, 120, 40) + (50, 90, 200)
+    img[:40] += rng.normal(0, 1.5, (40, w, 3))
+    img[40:] = rng.normal((90, 140, 50), 20, (h - 40, w, 3))
+    img = img.clip(0, 255).astype(np.uint8)
+    index = np.zeros((h, w), np.int64)
+    index[40:] = 1
+    target = index.copy()
+    target[44:60, 8:56] = 0
+    gap = target != index
+    horizon, block = img.copy(), img.copy()
+    horizon[44:60, 8:56] = np.tile(img[36:40, 8:56], (4, 1, 1))  # the sky just above the horizon
+    block[44:60, 8:56] = img[0:16, 8:56]  # the deep sky at the top
+    near, far = height_tone(img, index, horizon, target, gap), height_tone(img, index, block, target, gap)
+    assert near < 1 and far > 10 * near
+    assert patch_distance(img, index, block, target, gap) < 1.5 * patch_distance(img, index, horizon, target, gap)
+    # The ground is not toned by height: a region of it alone has no such measure.
+    grass = (index == 1) & (np.arange(w)[None, :] < 20)
+    assert height_tone(img, index, img, index, grass) is None
+    # Through `eval`, with the label maps as painted.
+    palette = np.array([(0, 200, 255), (0, 200, 0)], np.uint8)
+    e_near = evaluate(img, palette[index], palette[target], horizon)["height_tone"]
+    e_far = evaluate(img, palette[index], palette[target], block)["height_tone"]
+    assert e_near < 1 and e_far > 10 * e_near
