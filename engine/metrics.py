@@ -199,6 +199,12 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k[r - pad_y : r + pad_y + 1].view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def _blur_within(x: torch.Tensor, m: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) Gaussian mean of `x` over the pixels where the (N, 1, H, W) mask `m` is 1 only
+    (normalised convolution), so that what lies outside the mask does not tint it."""
+    return _gaussian_blur(x * m, sigma) / _gaussian_blur(m, sigma).clamp_min(1e-6)
+
+
 def high_pass(image: np.ndarray, sigma: float = GHOST_SIGMA, within: np.ndarray | None = None) -> np.ndarray:
     """(H, W) float: luminance (Rec. 601, 0..1) minus its Gaussian blur; with `within`, the
     blur averages only pixels inside it (normalised convolution), so that what lies around
@@ -208,8 +214,7 @@ def high_pass(image: np.ndarray, sigma: float = GHOST_SIGMA, within: np.ndarray 
     if within is None:
         return (lum - _gaussian_blur(lum, sigma))[0, 0].numpy()
     m = torch.from_numpy(np.ascontiguousarray(within)).float()[None, None]
-    local = _gaussian_blur(lum * m, sigma) / _gaussian_blur(m, sigma).clamp_min(1e-6)
-    return ((lum - local) * m)[0, 0].numpy()
+    return ((lum - _blur_within(lum, m, sigma)) * m)[0, 0].numpy()
 
 
 def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -392,7 +397,7 @@ def _local_mean(lab: np.ndarray, within: np.ndarray, sigma: float) -> np.ndarray
     convolution), so that a neighbouring class does not tint a class's tone."""
     t = torch.from_numpy(lab).permute(2, 0, 1)[None]
     m = torch.from_numpy(np.ascontiguousarray(within)).float()[None, None]
-    return (_gaussian_blur(t * m, sigma) / _gaussian_blur(m, sigma).clamp_min(1e-6))[0].permute(1, 2, 0).numpy()
+    return _blur_within(t, m, sigma)[0].permute(1, 2, 0).numpy()
 
 
 def height_tone(source: np.ndarray, src_index: np.ndarray, output: np.ndarray, tgt_index: np.ndarray,
@@ -413,9 +418,10 @@ def height_tone(source: np.ndarray, src_index: np.ndarray, output: np.ndarray, t
         if sel.sum() < 16 or where.sum() < 16:
             continue
         sel_t = torch.from_numpy(sel)
-        if height_share(lab, sel_t) < TONE_SHARE:
+        ramp_t = class_trend(lab, sel_t)
+        if height_share(lab, sel_t, trend=ramp_t) < TONE_SHARE:
             continue
-        ramp = class_trend(lab, sel_t).numpy()
+        ramp = ramp_t.numpy()
         own = np.linalg.norm(_local_mean(src_lab, sel, TONE_SIGMA) - ramp, axis=-1)[sel].mean()
         new = np.linalg.norm(_local_mean(out_lab, tgt_index == c, TONE_SIGMA) - ramp, axis=-1)[where].mean()
         ratios.append(float(new / max(float(own), TONE_FLOOR)))

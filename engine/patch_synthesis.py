@@ -360,16 +360,19 @@ def class_trend(image: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
     return (basis.double() @ coef).float()
 
 
-def height_share(image: torch.Tensor, sel: torch.Tensor, within: torch.Tensor | None = None) -> float:
+def height_share(image: torch.Tensor, sel: torch.Tensor, within: torch.Tensor | None = None,
+                 trend: torch.Tensor | None = None) -> float:
     """Share of the colour variance of `image` over `within` (default: `sel`) that the height
-    ramp fitted to `sel` (`class_trend`) explains: near 1 for a sky, near 0 for a wall whose tone
-    changes across it; 0 for a flat class, which has no tone for its height to explain."""
+    ramp fitted to `sel` (`class_trend`; `trend` where the caller has it already) explains: near
+    1 for a sky, near 0 for a wall whose tone changes across it; 0 for a flat class, which has no
+    tone for its height to explain."""
     within = sel if within is None else within
     colours = image[within].double()
     total = float((colours - colours.mean(0)).square().sum())
     if total == 0:
         return 0.0
-    residual = float((colours - class_trend(image, sel)[within].double()).square().sum())
+    trend = class_trend(image, sel) if trend is None else trend
+    residual = float((colours - trend[within].double()).square().sum())
     return 1 - residual / total
 
 
